@@ -1,0 +1,391 @@
+//! The six rate-limiting algorithms, as pure functions.
+//!
+//! Each algorithm is a state type with a `check` method that takes the
+//! parameters, the current time and the request, and answers a [`Decision`].
+//! Nothing here reads a clock, takes a lock or knows about the network: the
+//! store calls `check` under the key's lock with `now` read once.
+//!
+//! All times are nanoseconds since the Unix epoch; rates that do not divide
+//! evenly are kept exact by working in scaled units (`ns * limit`) in `u128`.
+//! Every quantity that a client controls goes through checked or saturating
+//! arithmetic.
+
+pub mod fixed_window;
+pub mod gcra;
+pub mod leaky_bucket;
+pub mod sliding_log;
+pub mod sliding_window;
+pub mod token_bucket;
+
+use crate::clock::NANOS_PER_MS;
+
+/// Largest count a client may give for `limit`, `BURST` and `COST`.
+pub const MAX_COUNT: u64 = 1_000_000_000_000;
+/// Longest window: 366 days, in nanoseconds.
+pub const MAX_WINDOW_NS: u64 = 366 * 24 * 3600 * 1_000 * NANOS_PER_MS;
+/// Most buckets a sliding window may have.
+pub const MAX_BUCKETS: u32 = 1000;
+/// Buckets of a sliding window when `BUCKETS` is not given.
+pub const DEFAULT_BUCKETS: u32 = 10;
+
+/// The algorithms, named as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    TokenBucket,
+    LeakyBucket,
+    FixedWindow,
+    SlidingLog,
+    SlidingWindow,
+    Gcra,
+}
+
+impl Algorithm {
+    /// Every algorithm, in the order of PROTOCOL.md.
+    pub const ALL: [Algorithm; 6] = [
+        Algorithm::TokenBucket,
+        Algorithm::LeakyBucket,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingLog,
+        Algorithm::SlidingWindow,
+        Algorithm::Gcra,
+    ];
+
+    /// The wire name, e.g. `token_bucket`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::TokenBucket => "token_bucket",
+            Algorithm::LeakyBucket => "leaky_bucket",
+            Algorithm::FixedWindow => "fixed_window",
+            Algorithm::SlidingLog => "sliding_log",
+            Algorithm::SlidingWindow => "sliding_window",
+            Algorithm::Gcra => "gcra",
+        }
+    }
+
+    /// Parses a wire name, ignoring ASCII case.
+    pub fn parse(name: &[u8]) -> Option<Algorithm> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name().as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether `BURST` applies (the buckets and GCRA).
+    pub fn uses_burst(self) -> bool {
+        matches!(
+            self,
+            Algorithm::TokenBucket | Algorithm::LeakyBucket | Algorithm::Gcra
+        )
+    }
+
+    /// Whether `BUCKETS` applies (the sliding window counter only).
+    pub fn uses_buckets(self) -> bool {
+        self == Algorithm::SlidingWindow
+    }
+}
+
+/// The numbers a key is checked under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Params {
+    pub algorithm: Algorithm,
+    /// Units per window: 1 to [`MAX_COUNT`].
+    pub limit: u64,
+    /// Window length in nanoseconds: 1 ms to [`MAX_WINDOW_NS`].
+    pub window: u64,
+    /// Capacity of the buckets and GCRA; equals `limit` for the windows.
+    pub burst: u64,
+    /// Buckets of the sliding window counter; 0 for the others.
+    pub buckets: u32,
+}
+
+impl Params {
+    /// Parameters with the defaults: BURST = limit, BUCKETS = 10 where they apply.
+    pub fn new(algorithm: Algorithm, limit: u64, window: u64) -> Params {
+        Params {
+            algorithm,
+            limit,
+            window,
+            burst: limit,
+            buckets: if algorithm.uses_buckets() {
+                DEFAULT_BUCKETS
+            } else {
+                0
+            },
+        }
+    }
+
+    /// The capacity reported as `limit` in replies.
+    pub fn capacity(&self) -> u64 {
+        if self.algorithm.uses_burst() {
+            self.burst
+        } else {
+            self.limit
+        }
+    }
+}
+
+/// What the caller asks of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// Units to take; 0 only looks.
+    pub cost: u64,
+    /// False for DRYRUN: answer as if, change nothing.
+    pub commit: bool,
+    /// The longest the caller will wait for its reply (leaky bucket queueing).
+    pub max_wait: Option<u64>,
+}
+
+impl Request {
+    /// A committing request of `cost` units that will not wait.
+    pub fn take(cost: u64) -> Request {
+        Request {
+            cost,
+            commit: true,
+            max_wait: None,
+        }
+    }
+}
+
+/// When a denied request could be allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Retry {
+    /// After this many nanoseconds.
+    After(u64),
+    /// Never: the cost is above the capacity.
+    Never,
+}
+
+/// The answer to one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The capacity (see [`Params::capacity`]).
+    pub limit: u64,
+    /// Units that could still be taken now, after this request.
+    pub remaining: u64,
+    /// For a denial: when the same request would be allowed.
+    pub retry: Retry,
+    /// Nanoseconds until the limiter is back to fresh; 0 when fresh.
+    pub reset_after: u64,
+    /// Nanoseconds the reply is held before it is sent (leaky bucket turn).
+    pub delay: u64,
+}
+
+impl Decision {
+    /// The five integers of the decision reply (times in ms, rounded up).
+    pub fn fields(&self) -> [i64; 5] {
+        let retry = if self.allowed {
+            -1
+        } else {
+            match self.retry {
+                Retry::After(ns) => ns_to_ms_ceil(ns),
+                Retry::Never => -1,
+            }
+        };
+        [
+            i64::from(self.allowed),
+            saturating_i64(self.limit),
+            saturating_i64(self.remaining),
+            retry,
+            ns_to_ms_ceil(self.reset_after),
+        ]
+    }
+
+    /// A denial that can never be allowed (cost above capacity).
+    pub(crate) fn never(limit: u64, remaining: u64, reset_after: u64) -> Decision {
+        Decision {
+            allowed: false,
+            limit,
+            remaining,
+            retry: Retry::Never,
+            reset_after,
+            delay: 0,
+        }
+    }
+}
+
+/// Per-key state: one variant per algorithm, kept small (times as integers,
+/// the variable-size logs behind one pointer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    TokenBucket(token_bucket::TokenBucket),
+    LeakyBucket(leaky_bucket::LeakyBucket),
+    FixedWindow(fixed_window::FixedWindow),
+    SlidingLog(Box<sliding_log::SlidingLog>),
+    SlidingWindow(Box<sliding_window::SlidingWindow>),
+    Gcra(gcra::Gcra),
+}
+
+impl State {
+    /// The state of a key never seen (or back to fresh) under `params`.
+    pub fn fresh(params: &Params, now: u64) -> State {
+        match params.algorithm {
+            Algorithm::TokenBucket => State::TokenBucket(token_bucket::TokenBucket::new(params, now)),
+            Algorithm::LeakyBucket => State::LeakyBucket(leaky_bucket::LeakyBucket::default()),
+            Algorithm::FixedWindow => State::FixedWindow(fixed_window::FixedWindow::default()),
+            Algorithm::SlidingLog => State::SlidingLog(Box::default()),
+            Algorithm::SlidingWindow => State::SlidingWindow(Box::default()),
+            Algorithm::Gcra => State::Gcra(gcra::Gcra::default()),
+        }
+    }
+
+    /// Which algorithm this state belongs to.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            State::TokenBucket(_) => Algorithm::TokenBucket,
+            State::LeakyBucket(_) => Algorithm::LeakyBucket,
+            State::FixedWindow(_) => Algorithm::FixedWindow,
+            State::SlidingLog(_) => Algorithm::SlidingLog,
+            State::SlidingWindow(_) => Algorithm::SlidingWindow,
+            State::Gcra(_) => Algorithm::Gcra,
+        }
+    }
+
+    /// Checks `request` at `now`. The state changes only when the request is
+    /// allowed and `request.commit` is set (pruning expired entries aside,
+    /// which changes no answer).
+    ///
+    /// `params.algorithm` must match the state's; the store guarantees it.
+    pub fn check(&mut self, params: &Params, now: u64, request: Request) -> Decision {
+        match self {
+            State::TokenBucket(s) => s.check(params, now, request),
+            State::LeakyBucket(s) => s.check(params, now, request),
+            State::FixedWindow(s) => s.check(params, now, request),
+            State::SlidingLog(s) => s.check(params, now, request),
+            State::SlidingWindow(s) => s.check(params, now, request),
+            State::Gcra(s) => s.check(params, now, request),
+        }
+    }
+
+    /// Units waiting in the leaky bucket's queue; 0 for the others.
+    pub fn queued(&self, params: &Params, now: u64) -> u64 {
+        match self {
+            State::LeakyBucket(s) => s.level(params, now),
+            _ => 0,
+        }
+    }
+
+    /// Bytes of heap this state holds beyond its inline size.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            State::SlidingLog(s) => std::mem::size_of::<sliding_log::SlidingLog>() + s.heap_bytes(),
+            State::SlidingWindow(s) => {
+                std::mem::size_of::<sliding_window::SlidingWindow>() + s.heap_bytes()
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Nanoseconds to milliseconds, rounded up, saturating.
+pub fn ns_to_ms_ceil(ns: u64) -> i64 {
+    saturating_i64(ns.div_ceil(NANOS_PER_MS))
+}
+
+/// `a / b` rounded up; `b` must not be 0.
+pub(crate) fn ceil_div(a: u128, b: u128) -> u128 {
+    a.div_ceil(b)
+}
+
+/// A `u128` clamped into `u64`.
+pub(crate) fn sat_u64(x: u128) -> u64 {
+    u64::try_from(x).unwrap_or(u64::MAX)
+}
+
+fn saturating_i64(x: u64) -> i64 {
+    i64::try_from(x).unwrap_or(i64::MAX)
+}
+
+/// A time kept exactly in units of `1/limit` ns: `ns + frac / limit`.
+///
+/// Used by GCRA and the leaky bucket, whose emission interval
+/// `window / limit` need not be a whole number of nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScaledTime {
+    pub ns: u64,
+    pub frac: u64,
+}
+
+impl ScaledTime {
+    /// The time in units of `1/limit` ns.
+    pub(crate) fn scaled(self, limit: u64) -> u128 {
+        let frac = self.frac.min(limit.saturating_sub(1));
+        u128::from(self.ns) * u128::from(limit) + u128::from(frac)
+    }
+
+    /// Back from units of `1/limit` ns, saturating at the end of `u64` time.
+    pub(crate) fn from_scaled(scaled: u128, limit: u64) -> ScaledTime {
+        let limit = u128::from(limit.max(1));
+        let ns = scaled / limit;
+        if ns > u128::from(u64::MAX) {
+            return ScaledTime {
+                ns: u64::MAX,
+                frac: 0,
+            };
+        }
+        ScaledTime {
+            ns: ns as u64,
+            frac: (scaled % limit) as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers shared by the algorithms' unit tests.
+    use super::*;
+
+    pub const SECOND: u64 = 1_000 * NANOS_PER_MS;
+    /// A start time well after the epoch, aligned to a whole day.
+    pub const T0: u64 = 1_700_006_400 * SECOND;
+
+    pub fn params(algorithm: Algorithm, limit: u64, window: u64) -> Params {
+        Params::new(algorithm, limit, window)
+    }
+
+    /// Runs one committing check of `cost` on `state`.
+    pub fn take(state: &mut State, p: &Params, now: u64, cost: u64) -> Decision {
+        state.check(p, now, Request::take(cost))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithm_names_round_trip_case_insensitively() {
+        for a in Algorithm::ALL {
+            assert_eq!(Algorithm::parse(a.name().as_bytes()), Some(a));
+            assert_eq!(Algorithm::parse(a.name().to_uppercase().as_bytes()), Some(a));
+        }
+        assert_eq!(Algorithm::parse(b"token"), None);
+    }
+
+    #[test]
+    fn fields_round_times_up_to_ms() {
+        let d = Decision {
+            allowed: false,
+            limit: 5,
+            remaining: 0,
+            retry: Retry::After(1_000_001),
+            reset_after: 1,
+            delay: 0,
+        };
+        assert_eq!(d.fields(), [0, 5, 0, 2, 1]);
+        let never = Decision::never(5, 3, 0);
+        assert_eq!(never.fields(), [0, 5, 3, -1, 0]);
+    }
+
+    #[test]
+    fn scaled_time_round_trips_and_saturates() {
+        let t = ScaledTime { ns: 10, frac: 2 };
+        assert_eq!(ScaledTime::from_scaled(t.scaled(3), 3), t);
+        let huge = ScaledTime::from_scaled(u128::MAX, 1);
+        assert_eq!(huge.ns, u64::MAX);
+    }
+
+    #[test]
+    fn state_stays_small() {
+        assert!(std::mem::size_of::<State>() <= 32, "{}", std::mem::size_of::<State>());
+    }
+}
