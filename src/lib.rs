@@ -1,3 +1,30 @@
-//! tollgate: a rate-limiter server that speaks the Redis protocol.
+//! tollgate: a rate-limiter server that speaks the Redis protocol (RESP2 and
+//! RESP3), so `redis-cli` and every Redis client library are its clients.
+//!
+//! # Layout
+//!
+//! Data flows one way: socket -> frame -> command -> store -> limiter ->
+//! decision -> reply frame -> socket.
+//!
+//! - [`connection`]: the only code that touches sockets and RESP bytes.
+//! - [`command`]: the command table and one file per command family.
+//! - [`store`]: the sharded keyspace; atomic per-key checks; the sweep.
+//! - [`limiter`]: the six algorithms as pure functions of (state, params, now).
+//! - [`policy`]: named multi-rule policies, all or nothing.
+//! - [`wait`]: first-come-first-served queues for `WAIT`.
+//! - [`clock`]: the injected time source.
+//! - [`server`], [`config`], [`clients`], [`metrics`]: the process around them.
+
+pub mod clients;
 pub mod clock;
+pub mod command;
+pub mod config;
+pub mod connection;
+pub mod error;
 pub mod limiter;
+pub mod metrics;
+pub mod policy;
+pub mod reply;
+pub mod server;
+pub mod store;
+pub mod wait;

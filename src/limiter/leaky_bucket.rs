@@ -52,7 +52,7 @@ impl LeakyBucket {
                 remaining: p.burst - level - cost,
                 retry: Retry::After(0),
                 reset_after: to_ns(after),
-                delay: if cost > 0 { to_ns(backlog) } else { 0 },
+                delay: if cost > 0 && request.commit { to_ns(backlog) } else { 0 },
             };
         }
         let remaining = p.burst.saturating_sub(level);

@@ -10,6 +10,7 @@
 //! Every quantity that a client controls goes through checked or saturating
 //! arithmetic.
 
+pub mod cell;
 pub mod fixed_window;
 pub mod gcra;
 pub mod leaky_bucket;

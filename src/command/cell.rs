@@ -1,0 +1,80 @@
+//! `CL.THROTTLE`, compatible with redis-cell.
+//!
+//! # Format
+//! ```text
+//! CL.THROTTLE key max_burst count_per_period period [quantity]
+//!   -> [limited 0|1, limit, remaining, retry_after_s or -1, reset_after_s]
+//! ```
+//!
+//! The key holds GCRA state: the same key may be checked with
+//! `LIMIT.CHECK key gcra ...` and reads the same theoretical arrival time.
+
+use bytes::Bytes;
+
+use super::args::parse_i64;
+use super::{Ctx, Outcome};
+use crate::error::{CmdError, printable};
+use crate::limiter::gcra::Gcra;
+use crate::limiter::{Algorithm, MAX_COUNT, MAX_WINDOW_NS, Params, ScaledTime, State, cell};
+use crate::metrics::Metrics;
+use crate::reply::Reply;
+
+const MAX_PERIOD_S: u64 = MAX_WINDOW_NS / 1_000_000_000;
+
+fn number(name: &str, arg: &[u8], min: u64, max: u64) -> Result<u64, CmdError> {
+    let n = parse_i64(arg)?;
+    u64::try_from(n)
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            CmdError::invalid(format!(
+                "invalid {name} '{}': expected an integer from {min} to {max}",
+                printable(arg)
+            ))
+        })
+}
+
+/// `CL.THROTTLE`.
+pub fn throttle(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    if argv.len() > 6 {
+        return Err(CmdError::WrongArity("cl.throttle".into()));
+    }
+    let key = &argv[1];
+    let max_burst = number("max_burst", &argv[2], 0, MAX_COUNT - 1)?;
+    let count = number("count_per_period", &argv[3], 1, MAX_COUNT)?;
+    let period = number("period", &argv[4], 1, MAX_PERIOD_S)?;
+    let quantity = match argv.get(5) {
+        Some(q) => number("quantity", q, 0, MAX_COUNT)?,
+        None => 1,
+    };
+    let interval = cell::emission_interval(count, period);
+    if interval == 0 {
+        return Err(CmdError::invalid(
+            "zero rates are not supported: count_per_period / period is above one per nanosecond",
+        ));
+    }
+    let params = Params {
+        burst: max_burst + 1,
+        ..Params::new(Algorithm::Gcra, count, period * 1_000_000_000)
+    };
+    let shared = ctx.shared;
+    let now = shared.clock.now();
+    let reply = shared.store.update(key, &params, now, |state| {
+        let State::Gcra(gcra) = state else {
+            unreachable!("the store checked the algorithm");
+        };
+        let tat = (gcra.tat.ns > now).then_some(gcra.tat.ns);
+        let (reply, new_tat) = cell::throttle(tat, now, max_burst, interval, quantity);
+        let changed = new_tat.filter(|&t| t > now).map(|t| {
+            *gcra = Gcra {
+                tat: ScaledTime { ns: t, frac: 0 },
+            };
+            t
+        });
+        (reply, changed)
+    })?;
+    shared
+        .metrics
+        .record(Metrics::slot(Algorithm::Gcra), !reply.limited);
+    Ok(Reply::decision(reply.fields()).into())
+}

@@ -1,0 +1,81 @@
+//! `COMMAND`: answered from the same table that dispatches.
+//!
+//! # Format
+//! ```text
+//! COMMAND | COMMAND COUNT | COMMAND LIST | COMMAND INFO [name ...] | COMMAND DOCS [name ...]
+//! ```
+
+use bytes::Bytes;
+
+use super::args::is;
+use super::{COMMANDS, CommandSpec, Ctx, Outcome, lookup};
+use crate::error::{CmdError, printable};
+use crate::reply::Reply;
+
+fn info_of(c: &CommandSpec) -> Reply {
+    let acl = if c.has_flag("fast") { vec![Reply::Simple("@fast")] } else { Vec::new() };
+    Reply::Array(vec![
+        Reply::text(c.name),
+        Reply::Int(i64::from(c.arity)),
+        Reply::Set(c.flags.iter().map(|f| Reply::Simple(f)).collect()),
+        Reply::Int(i64::from(c.first_key)),
+        Reply::Int(i64::from(c.last_key)),
+        Reply::Int(i64::from(c.step)),
+        Reply::Set(acl),
+        Reply::Set(Vec::new()),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+    ])
+}
+
+fn docs_of(c: &CommandSpec) -> Reply {
+    Reply::map([
+        ("summary", Reply::text(c.summary)),
+        ("since", Reply::text(c.since)),
+        ("group", Reply::text(c.group)),
+    ])
+}
+
+/// `COMMAND` and its subcommands.
+pub fn command(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let Some(sub) = argv.get(1) else {
+        return Ok(Reply::Array(COMMANDS.iter().map(info_of).collect()).into());
+    };
+    let names = &argv[2..];
+    let reply = if is(sub, "COUNT") && names.is_empty() {
+        Reply::Int(COMMANDS.len() as i64)
+    } else if is(sub, "LIST") {
+        Reply::Array(COMMANDS.iter().map(|c| Reply::text(c.name)).collect())
+    } else if is(sub, "INFO") {
+        if names.is_empty() {
+            Reply::Array(COMMANDS.iter().map(info_of).collect())
+        } else {
+            Reply::Array(
+                names
+                    .iter()
+                    .map(|n| lookup(n).map_or(Reply::Null, info_of))
+                    .collect(),
+            )
+        }
+    } else if is(sub, "DOCS") {
+        let chosen: Vec<&CommandSpec> = if names.is_empty() {
+            COMMANDS.iter().collect()
+        } else {
+            names.iter().filter_map(|n| lookup(n)).collect()
+        };
+        Reply::Map(
+            chosen
+                .into_iter()
+                .map(|c| (Reply::text(c.name), docs_of(c)))
+                .collect(),
+        )
+    } else if is(sub, "COUNT") {
+        return Err(CmdError::WrongArity("command|count".into()));
+    } else {
+        return Err(CmdError::UnknownSubcommand {
+            command: "COMMAND".into(),
+            sub: printable(sub),
+        });
+    };
+    Ok(reply.into())
+}

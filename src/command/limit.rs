@@ -1,0 +1,500 @@
+//! `LIMIT.CHECK`, `LIMIT.INFO`, `LIMIT.RESET` and `LIMIT.POLICY`.
+//!
+//! # Format
+//! ```text
+//! LIMIT.CHECK key algorithm limit window [BURST n] [BUCKETS n] [COST n] [DRYRUN] [WAIT duration]
+//! LIMIT.CHECK key POLICY name [COST n] [DRYRUN] [WAIT duration]
+//! LIMIT.INFO key [POLICY name]
+//! LIMIT.RESET key [POLICY name]
+//! LIMIT.POLICY SET name algorithm limit window [BURST n] [BUCKETS n] [algorithm ...]
+//! LIMIT.POLICY GET name | DEL name | LIST
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::{Instant, sleep, sleep_until};
+
+use super::args::{Args, is, parse_count, parse_duration};
+use super::{Ctx, Outcome};
+use crate::error::{CmdError, printable};
+use crate::limiter::{
+    Algorithm, Decision, MAX_BUCKETS, Params, Request, Retry, ScaledTime, State,
+};
+use crate::metrics::{self, Metrics};
+use crate::policy::Policy;
+use crate::reply::Reply;
+use crate::server::Shared;
+use crate::store::{Scope, encode_key};
+
+/// What a check is made against.
+#[derive(Debug, Clone)]
+enum Target {
+    Inline(Params),
+    Policy(Arc<Policy>),
+}
+
+/// A parsed `LIMIT.CHECK`.
+#[derive(Debug, Clone)]
+struct CheckCmd {
+    key: Bytes,
+    target: Target,
+    cost: u64,
+    dry_run: bool,
+    wait: Option<u64>,
+}
+
+/// Builds validated parameters from a rule's words.
+pub fn build_params(
+    algorithm: Algorithm,
+    limit: u64,
+    window: u64,
+    burst: Option<u64>,
+    buckets: Option<u32>,
+) -> Result<Params, CmdError> {
+    let mut params = Params::new(algorithm, limit, window);
+    if let Some(burst) = burst {
+        if !algorithm.uses_burst() {
+            return Err(CmdError::Syntax);
+        }
+        params.burst = burst;
+    }
+    if let Some(buckets) = buckets {
+        if !algorithm.uses_buckets() {
+            return Err(CmdError::Syntax);
+        }
+        params.buckets = buckets;
+    }
+    Ok(params)
+}
+
+/// Parses an algorithm name.
+pub fn parse_algorithm(arg: &[u8]) -> Result<Algorithm, CmdError> {
+    Algorithm::parse(arg).ok_or_else(|| {
+        let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+        CmdError::invalid(format!(
+            "unknown algorithm '{}': expected one of {}",
+            printable(arg),
+            names.join(", ")
+        ))
+    })
+}
+
+/// Parses `BUCKETS n`'s value.
+pub fn parse_buckets(arg: &[u8]) -> Result<u32, CmdError> {
+    let n = parse_count("buckets", arg, 1)?;
+    u32::try_from(n)
+        .ok()
+        .filter(|&n| n <= MAX_BUCKETS)
+        .ok_or_else(|| {
+            CmdError::invalid(format!(
+                "invalid buckets '{}': expected an integer from 1 to {MAX_BUCKETS}",
+                printable(arg)
+            ))
+        })
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T) -> Result<(), CmdError> {
+    if slot.is_some() {
+        return Err(CmdError::Syntax);
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn parse_check(shared: &Shared, argv: &[Bytes]) -> Result<CheckCmd, CmdError> {
+    let key = argv[1].clone();
+    let mut args = Args::new(&argv[2..]);
+    let kind = args.required()?;
+    let inline = if is(kind, "POLICY") {
+        None
+    } else {
+        let algorithm = parse_algorithm(kind)?;
+        if args.remaining() < 2 {
+            return Err(CmdError::WrongArity("limit.check".into()));
+        }
+        let limit = parse_count("limit", args.required()?, 1)?;
+        let window = parse_duration("window", args.required()?)?;
+        Some((algorithm, limit, window))
+    };
+    let policy_name = match inline {
+        None => Some(args.text().map_err(|_| CmdError::Syntax)?),
+        Some(_) => None,
+    };
+    let (mut burst, mut buckets, mut cost, mut dry_run, mut wait) = (None, None, None, false, None);
+    while let Some(word) = args.next() {
+        if is(word, "DRYRUN") {
+            if dry_run {
+                return Err(CmdError::Syntax);
+            }
+            dry_run = true;
+            continue;
+        }
+        let value = args.required()?;
+        if is(word, "COST") {
+            set_once(&mut cost, parse_count("cost", value, 0)?)?;
+        } else if is(word, "WAIT") {
+            set_once(&mut wait, parse_duration("wait", value)?)?;
+        } else if is(word, "BURST") && inline.is_some() {
+            set_once(&mut burst, parse_count("burst", value, 1)?)?;
+        } else if is(word, "BUCKETS") && inline.is_some() {
+            set_once(&mut buckets, parse_buckets(value)?)?;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let target = match (inline, policy_name) {
+        (Some((algorithm, limit, window)), _) => {
+            Target::Inline(build_params(algorithm, limit, window, burst, buckets)?)
+        }
+        (None, Some(name)) => Target::Policy(find_policy(shared, name)?),
+        (None, None) => return Err(CmdError::Syntax),
+    };
+    Ok(CheckCmd {
+        key,
+        target,
+        cost: cost.unwrap_or(1),
+        dry_run,
+        wait,
+    })
+}
+
+fn find_policy(shared: &Shared, name: &str) -> Result<Arc<Policy>, CmdError> {
+    shared
+        .policies
+        .get(name)
+        .ok_or_else(|| CmdError::invalid(format!("unknown policy '{}'", printable(name.as_bytes()))))
+}
+
+/// One check against the store, counted in the metrics.
+fn run_check(
+    shared: &Shared,
+    target: &Target,
+    key: &[u8],
+    request: Request,
+) -> Result<(Decision, Option<ScaledTime>), CmdError> {
+    let now = shared.clock.now();
+    let (decision, leaky_end, slot) = match target {
+        Target::Inline(params) => {
+            let checked = shared.store.check(key, params, now, request)?;
+            (checked.decision, checked.leaky_end, Metrics::slot(params.algorithm))
+        }
+        Target::Policy(policy) => {
+            let d = shared.store.check_policy(policy, key, now, request);
+            (d, None, metrics::POLICY)
+        }
+    };
+    shared.metrics.record(slot, decision.allowed);
+    Ok((decision, leaky_end))
+}
+
+/// `LIMIT.CHECK`.
+pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let cmd = parse_check(ctx.shared, argv)?;
+    let leaky_inline = matches!(&cmd.target, Target::Inline(p) if p.algorithm == Algorithm::LeakyBucket);
+    let request = Request {
+        cost: cmd.cost,
+        commit: !cmd.dry_run,
+        max_wait: cmd.wait,
+    };
+    let shared = ctx.shared.clone();
+    let queue_key = || {
+        let mut k = Vec::new();
+        let scope = match &cmd.target {
+            Target::Inline(_) => Scope::Inline,
+            Target::Policy(p) => Scope::Policy(&p.name),
+        };
+        encode_key(&mut k, scope, &cmd.key);
+        k
+    };
+    let waits = ctx.blocking && !cmd.dry_run && !leaky_inline;
+    if let (Some(wait), true) = (cmd.wait, waits)
+        && shared.waits.has_waiters(&queue_key())
+    {
+        // Others are already waiting on this key: take a place behind them.
+        return Ok(Outcome::Later(Box::pin(wait_in_queue(shared, cmd, request, wait))));
+    }
+    let (decision, leaky_end) = run_check(&shared, &cmd.target, &cmd.key, request)?;
+    if decision.allowed {
+        if decision.delay == 0 || !ctx.blocking {
+            return Ok(Reply::decision(decision.fields()).into());
+        }
+        let give_back = match (&cmd.target, leaky_end) {
+            (Target::Inline(params), Some(end)) => Some(GiveBack {
+                shared: shared.clone(),
+                key: cmd.key.clone(),
+                params: *params,
+                end,
+                cost: cmd.cost,
+            }),
+            _ => None,
+        };
+        return Ok(Outcome::Later(Box::pin(async move {
+            sleep(Duration::from_nanos(decision.delay)).await;
+            if let Some(g) = give_back {
+                g.disarm();
+            }
+            Reply::decision(decision.fields())
+        })));
+    }
+    match (cmd.wait, decision.retry) {
+        (Some(wait), Retry::After(ns)) if waits && ns <= wait => {
+            Ok(Outcome::Later(Box::pin(wait_in_queue(shared, cmd, request, wait))))
+        }
+        _ => Ok(Reply::decision(decision.fields()).into()),
+    }
+}
+
+/// Gives back an admitted leaky bucket request's slot if the caller leaves
+/// before its turn (dropped before `disarm`).
+struct GiveBack {
+    shared: Arc<Shared>,
+    key: Bytes,
+    params: Params,
+    end: ScaledTime,
+    cost: u64,
+}
+
+impl GiveBack {
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        self.shared
+            .store
+            .give_back_leaky(&self.key, &self.params, self.end, self.cost);
+    }
+}
+
+/// Waits in the key's queue until the request is allowed or `wait` runs out.
+async fn wait_in_queue(shared: Arc<Shared>, cmd: CheckCmd, request: Request, wait: u64) -> Reply {
+    let deadline = Instant::now() + Duration::from_nanos(wait);
+    let mut map_key = Vec::new();
+    let scope = match &cmd.target {
+        Target::Inline(_) => Scope::Inline,
+        Target::Policy(p) => Scope::Policy(&p.name),
+    };
+    encode_key(&mut map_key, scope, &cmd.key);
+    let ticket = shared.waits.join(&map_key);
+    let notify = ticket.notify.clone();
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !ticket.is_head() {
+            tokio::select! {
+                _ = &mut notified => continue,
+                _ = sleep_until(deadline) => {
+                    // Out of time behind others: one last try of its own.
+                    drop(ticket);
+                    return match run_check(&shared, &cmd.target, &cmd.key, request) {
+                        Ok((d, _)) => Reply::decision(d.fields()),
+                        Err(e) => e.into(),
+                    };
+                }
+            }
+        }
+        let decision = match run_check(&shared, &cmd.target, &cmd.key, request) {
+            Ok((d, _)) => d,
+            Err(e) => return e.into(),
+        };
+        if decision.allowed {
+            drop(ticket);
+            if decision.delay > 0 {
+                sleep(Duration::from_nanos(decision.delay)).await;
+            }
+            return Reply::decision(decision.fields());
+        }
+        let Retry::After(ns) = decision.retry else {
+            return Reply::decision(decision.fields());
+        };
+        let wake = Instant::now() + Duration::from_nanos(ns);
+        if wake > deadline {
+            return Reply::decision(decision.fields());
+        }
+        sleep_until(wake).await;
+    }
+}
+
+/// The optional `POLICY name` of `LIMIT.INFO` and `LIMIT.RESET`.
+fn optional_policy(shared: &Shared, args: &mut Args<'_>) -> Result<Option<Arc<Policy>>, CmdError> {
+    match args.next() {
+        None => Ok(None),
+        Some(word) if is(word, "POLICY") => {
+            let name = args.text()?;
+            args.finish()?;
+            find_policy(shared, name).map(Some)
+        }
+        Some(_) => Err(CmdError::Syntax),
+    }
+}
+
+/// A rule's numbers as a reply map.
+fn rule_fields(p: &Params) -> Vec<(&'static str, Reply)> {
+    let mut fields = vec![
+        ("algorithm", Reply::text(p.algorithm.name())),
+        ("limit", Reply::Int(to_i64(p.limit))),
+        ("window_ms", Reply::Int(to_i64(p.window / crate::clock::NANOS_PER_MS))),
+        ("burst", Reply::Int(to_i64(p.capacity()))),
+    ];
+    if p.algorithm.uses_buckets() {
+        fields.push(("buckets", Reply::Int(i64::from(p.buckets))));
+    }
+    fields
+}
+
+fn to_i64(x: u64) -> i64 {
+    i64::try_from(x).unwrap_or(i64::MAX)
+}
+
+/// `LIMIT.INFO key [POLICY name]`.
+pub fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let shared = ctx.shared;
+    let key = &argv[1];
+    let mut args = Args::new(&argv[2..]);
+    let policy = optional_policy(shared, &mut args)?;
+    let now = shared.clock.now();
+    let scope = match &policy {
+        Some(p) => Scope::Policy(&p.name),
+        None => Scope::Inline,
+    };
+    let Some(snapshot) = shared.store.inspect(scope, key, policy.as_deref(), now) else {
+        return Ok(Reply::Array(Vec::new()).into());
+    };
+    let look = Request {
+        cost: 0,
+        commit: false,
+        max_wait: None,
+    };
+    let rules = snapshot
+        .rules
+        .into_iter()
+        .map(|(params, mut state): (Params, State)| {
+            let d = state.check(&params, now, look);
+            let mut fields = rule_fields(&params);
+            fields.push(("remaining", Reply::Int(to_i64(d.remaining))));
+            fields.push(("reset_after_ms", Reply::Int(crate::limiter::ns_to_ms_ceil(d.reset_after))));
+            if params.algorithm == Algorithm::LeakyBucket {
+                fields.push(("queued", Reply::Int(to_i64(state.queued(&params, now)))));
+            }
+            Reply::map(fields)
+        })
+        .collect();
+    Ok(Reply::Array(rules).into())
+}
+
+/// `LIMIT.RESET key [POLICY name]`.
+pub fn reset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let shared = ctx.shared;
+    let mut args = Args::new(&argv[2..]);
+    let policy = optional_policy(shared, &mut args)?;
+    let scope = match &policy {
+        Some(p) => Scope::Policy(&p.name),
+        None => Scope::Inline,
+    };
+    let dropped = shared.store.reset(scope, &argv[1], shared.clock.now());
+    Ok(Reply::Int(i64::from(dropped)).into())
+}
+
+/// Parses rules (`algorithm limit window [BURST n] [BUCKETS n]`, repeated)
+/// until the arguments run out.
+fn parse_rules(args: &mut Args<'_>) -> Result<Vec<Params>, CmdError> {
+    let mut rules = Vec::new();
+    let mut pending: Option<&Bytes> = args.next();
+    while let Some(word) = pending.take() {
+        let algorithm = parse_algorithm(word)?;
+        let limit = parse_count("limit", args.required()?, 1)?;
+        let window = parse_duration("window", args.required()?)?;
+        let (mut burst, mut buckets) = (None, None);
+        while let Some(next) = args.next() {
+            if is(next, "BURST") {
+                set_once(&mut burst, parse_count("burst", args.required()?, 1)?)?;
+            } else if is(next, "BUCKETS") {
+                set_once(&mut buckets, parse_buckets(args.required()?)?)?;
+            } else {
+                pending = Some(next);
+                break;
+            }
+        }
+        rules.push(build_params(algorithm, limit, window, burst, buckets)?);
+    }
+    Ok(rules)
+}
+
+/// Checks a policy name: printable text without spaces, at most 128 bytes.
+pub fn valid_policy_name(name: &str) -> Result<(), CmdError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(CmdError::invalid(format!(
+            "invalid policy name '{}': expected 1 to 128 printable characters without spaces",
+            printable(name.as_bytes())
+        )))
+    }
+}
+
+/// `LIMIT.POLICY SET|GET|DEL|LIST`.
+pub fn policy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let shared = ctx.shared;
+    let sub = &argv[1];
+    let mut args = Args::new(&argv[2..]);
+    let arity = |n: usize, exact: bool| {
+        let ok = if exact { argv.len() == n } else { argv.len() >= n };
+        if ok {
+            Ok(())
+        } else {
+            Err(CmdError::WrongArity(format!(
+                "limit.policy|{}",
+                String::from_utf8_lossy(sub).to_lowercase()
+            )))
+        }
+    };
+    if is(sub, "SET") {
+        arity(6, false)?;
+        let name = args.text()?;
+        valid_policy_name(name)?;
+        let rules = parse_rules(&mut args)?;
+        let policy = Policy {
+            name: name.to_string(),
+            rules,
+            from_config: false,
+        };
+        shared
+            .policies
+            .set(policy)
+            .map_err(|e| CmdError::invalid(e.to_string()))?;
+        Ok(Reply::OK.into())
+    } else if is(sub, "GET") {
+        arity(3, true)?;
+        let name = args.text()?;
+        Ok(match shared.policies.get(name) {
+            None => Reply::Null,
+            Some(p) => Reply::Array(p.rules.iter().map(|r| Reply::map(rule_fields(r))).collect()),
+        }
+        .into())
+    } else if is(sub, "DEL") {
+        arity(3, true)?;
+        let name = args.text()?;
+        let deleted = shared
+            .policies
+            .delete(name)
+            .map_err(|e| CmdError::invalid(e.to_string()))?;
+        Ok(Reply::Int(i64::from(deleted)).into())
+    } else if is(sub, "LIST") {
+        arity(2, true)?;
+        let names = shared.policies.names();
+        Ok(Reply::Array(names.iter().map(|n| Reply::text(n)).collect()).into())
+    } else {
+        Err(CmdError::UnknownSubcommand {
+            command: "LIMIT.POLICY".into(),
+            sub: printable(sub),
+        })
+    }
+}

@@ -1,0 +1,262 @@
+//! Commands: one static table that dispatches, checks arity and answers
+//! `COMMAND`; one file per command family, each parsing its arguments into
+//! typed values before it touches any state.
+
+pub mod args;
+pub mod cell;
+pub mod introspect;
+pub mod limit;
+pub mod server;
+pub mod session;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+
+use bytes::Bytes;
+
+use crate::clients::ClientMeta;
+use crate::error::CmdError;
+use crate::reply::Reply;
+use crate::server::Shared;
+
+/// Per-connection state that commands read and change.
+#[derive(Debug)]
+pub struct Session {
+    pub client: Arc<ClientMeta>,
+    /// 2 or 3, switched by `HELLO`.
+    pub protocol: u8,
+    pub authenticated: bool,
+    /// Commands queued since `MULTI`.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A command failed to queue: `EXEC` must abort.
+    pub multi_dirty: bool,
+}
+
+impl Session {
+    pub fn new(client: Arc<ClientMeta>, authenticated: bool) -> Session {
+        Session {
+            client,
+            protocol: 2,
+            authenticated,
+            multi: None,
+            multi_dirty: false,
+        }
+    }
+}
+
+/// What a command runs with.
+pub struct Ctx<'a> {
+    pub shared: &'a Arc<Shared>,
+    pub session: &'a mut Session,
+    /// False inside `EXEC`: commands answer at once instead of waiting.
+    pub blocking: bool,
+}
+
+/// A reply that comes later (WAIT, the leaky bucket's turn). Dropping it
+/// before it finishes gives back whatever it holds.
+pub type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// What running a command leads to.
+pub enum Outcome {
+    Reply(Reply),
+    /// Hold the connection until the reply is ready.
+    Later(Pending),
+    /// Reply, then close the connection (`QUIT`).
+    Close(Reply),
+    /// Stop the server (`SHUTDOWN`); the connection closes without a reply.
+    Shutdown,
+}
+
+impl From<Reply> for Outcome {
+    fn from(r: Reply) -> Outcome {
+        Outcome::Reply(r)
+    }
+}
+
+type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Result<Outcome, CmdError>;
+
+/// One row of the command table.
+pub struct CommandSpec {
+    /// Lower-case name, as Redis shows it.
+    pub name: &'static str,
+    /// Argument count including the name; negative means at least that many.
+    pub arity: i32,
+    pub flags: &'static [&'static str],
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+    run: Handler,
+}
+
+impl CommandSpec {
+    fn has_flag(&self, flag: &str) -> bool {
+        self.flags.contains(&flag)
+    }
+
+    fn arity_ok(&self, argc: usize) -> bool {
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let arity = i64::from(self.arity);
+        if arity >= 0 { argc == arity } else { argc >= -arity }
+    }
+}
+
+macro_rules! command {
+    ($name:literal, $arity:expr, [$($flag:literal),*], ($first:expr, $last:expr, $step:expr),
+     $group:literal, $since:literal, $summary:literal, $run:path) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: &[$($flag),*],
+            first_key: $first,
+            last_key: $last,
+            step: $step,
+            group: $group,
+            summary: $summary,
+            since: $since,
+            run: $run,
+        }
+    };
+}
+
+/// Every command the server answers. `COMMAND` reads this same table.
+pub static COMMANDS: &[CommandSpec] = &[
+    command!("limit.check", -4, ["write", "fast"], (1, 1, 1), "tollgate", "0.1.0",
+        "Checks and, when allowed, consumes units of a key's rate limit.", limit::check),
+    command!("limit.info", -2, ["readonly", "fast"], (1, 1, 1), "tollgate", "0.1.0",
+        "Shows the state of a key's rate limit, one map per rule.", limit::info),
+    command!("limit.reset", -2, ["write", "fast"], (1, 1, 1), "tollgate", "0.1.0",
+        "Drops the state of a key's rate limit.", limit::reset),
+    command!("limit.policy", -2, ["admin"], (0, 0, 0), "tollgate", "0.1.0",
+        "Sets, gets, deletes and lists named policies.", limit::policy),
+    command!("cl.throttle", -5, ["write", "fast"], (1, 1, 1), "tollgate", "0.1.0",
+        "GCRA rate limiting, answering exactly as redis-cell's CL.THROTTLE.", cell::throttle),
+    command!("ping", -1, ["fast", "stale"], (0, 0, 0), "connection", "1.0.0",
+        "Returns the server's liveliness response.", server::ping),
+    command!("echo", 2, ["fast"], (0, 0, 0), "connection", "1.0.0",
+        "Returns the given string.", server::echo),
+    command!("hello", -1, ["no-auth", "fast"], (0, 0, 0), "connection", "6.0.0",
+        "Handshakes with the server: protocol version, authentication, name.", session::hello),
+    command!("auth", -2, ["no-auth", "fast"], (0, 0, 0), "connection", "1.0.0",
+        "Authenticates the connection.", session::auth),
+    command!("quit", -1, ["no-auth", "fast"], (0, 0, 0), "connection", "1.0.0",
+        "Closes the connection.", session::quit),
+    command!("reset", 1, ["no-auth", "fast"], (0, 0, 0), "connection", "6.2.0",
+        "Resets the connection.", session::reset),
+    command!("select", 2, ["fast"], (0, 0, 0), "connection", "1.0.0",
+        "Changes the selected database (only 0 exists).", session::select),
+    command!("client", -2, ["admin"], (0, 0, 0), "connection", "2.4.0",
+        "A container for client connection commands.", session::client),
+    command!("multi", 1, ["fast"], (0, 0, 0), "transactions", "1.2.0",
+        "Starts a transaction.", session::multi),
+    command!("exec", 1, [], (0, 0, 0), "transactions", "1.2.0",
+        "Runs all commands in a transaction.", session::exec),
+    command!("discard", 1, ["fast"], (0, 0, 0), "transactions", "2.0.0",
+        "Discards a transaction.", session::discard),
+    command!("command", -1, ["stale"], (0, 0, 0), "server", "2.8.13",
+        "Returns detailed information about all commands.", introspect::command),
+    command!("info", -1, ["stale"], (0, 0, 0), "server", "1.0.0",
+        "Returns information and statistics about the server.", server::info),
+    command!("config", -2, ["admin"], (0, 0, 0), "server", "2.0.0",
+        "A container for server configuration commands.", server::config),
+    command!("dbsize", 1, ["readonly", "fast"], (0, 0, 0), "server", "1.0.0",
+        "Returns the number of live limiter states.", server::dbsize),
+    command!("flushall", -1, ["write"], (0, 0, 0), "server", "1.0.0",
+        "Drops all limiter states; keeps policies.", server::flushall),
+    command!("time", 1, ["fast"], (0, 0, 0), "server", "2.6.0",
+        "Returns the server time.", server::time),
+    command!("save", 1, ["admin"], (0, 0, 0), "server", "1.0.0",
+        "Writes a snapshot to disk synchronously.", server::save),
+    command!("bgsave", -1, ["admin"], (0, 0, 0), "server", "1.0.0",
+        "Writes a snapshot to disk in the background.", server::bgsave),
+    command!("lastsave", 1, ["fast"], (0, 0, 0), "server", "1.0.0",
+        "Returns the Unix time of the last good snapshot.", server::lastsave),
+    command!("shutdown", -1, ["admin"], (0, 0, 0), "server", "1.0.0",
+        "Stops the server.", server::shutdown),
+];
+
+/// The table by name.
+static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
+    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
+
+/// Finds a command by name, ignoring ASCII case.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut lower = [0u8; 16];
+    let lower = lower.get_mut(..name.len())?;
+    for (l, b) in lower.iter_mut().zip(name) {
+        *l = b.to_ascii_lowercase();
+    }
+    BY_NAME.get(std::str::from_utf8(lower).ok()?).copied()
+}
+
+/// Commands that run at once even between `MULTI` and `EXEC`.
+fn runs_in_multi(spec: &CommandSpec) -> bool {
+    matches!(spec.name, "exec" | "discard" | "multi" | "quit" | "reset")
+}
+
+/// Runs one command: looks it up, checks arity and authentication, queues it
+/// inside a transaction, or runs it.
+pub fn dispatch(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
+    match dispatch_inner(ctx, argv) {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::Reply(e.into()),
+    }
+}
+
+fn dispatch_inner(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdError> {
+    ctx.shared.metrics.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let Some(spec) = lookup(&argv[0]) else {
+        ctx.session.multi_dirty |= ctx.session.multi.is_some();
+        return Err(CmdError::unknown_command(&argv[0], &argv[1..]));
+    };
+    if !spec.arity_ok(argv.len()) {
+        ctx.session.multi_dirty |= ctx.session.multi.is_some();
+        return Err(CmdError::WrongArity(spec.name.to_string()));
+    }
+    if !ctx.session.authenticated && !spec.has_flag("no-auth") {
+        ctx.session.multi_dirty |= ctx.session.multi.is_some();
+        return Err(CmdError::NoAuth);
+    }
+    if let Some(queue) = ctx.session.multi.as_mut()
+        && !runs_in_multi(spec)
+    {
+        queue.push(argv);
+        return Ok(Reply::Simple("QUEUED").into());
+    }
+    (spec.run)(ctx, &argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_ignores_case_and_rejects_long_names() {
+        assert_eq!(lookup(b"LIMIT.CHECK").map(|c| c.name), Some("limit.check"));
+        assert_eq!(lookup(b"Ping").map(|c| c.name), Some("ping"));
+        assert!(lookup(b"nope").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+        assert!(lookup(&[0xff, 0xfe]).is_none());
+    }
+
+    #[test]
+    fn table_names_are_unique_and_lower_case() {
+        assert_eq!(BY_NAME.len(), COMMANDS.len());
+        for c in COMMANDS {
+            assert_eq!(c.name, c.name.to_lowercase());
+            assert!(c.name.len() <= 16);
+        }
+    }
+
+    #[test]
+    fn arity_counts_the_name() {
+        let echo = lookup(b"echo").unwrap();
+        assert!(echo.arity_ok(2) && !echo.arity_ok(1) && !echo.arity_ok(3));
+        let check = lookup(b"limit.check").unwrap();
+        assert!(!check.arity_ok(3) && check.arity_ok(4) && check.arity_ok(12));
+    }
+}

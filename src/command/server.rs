@@ -1,0 +1,243 @@
+//! Server commands: `PING`, `ECHO`, `INFO`, `CONFIG GET`, `DBSIZE`,
+//! `FLUSHALL`, `TIME`, `SAVE`, `BGSAVE`, `LASTSAVE`, `SHUTDOWN`.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use super::args::is;
+use super::{Ctx, Outcome};
+use crate::error::{CmdError, printable};
+use crate::limiter::Algorithm;
+use crate::metrics::{self, Metrics};
+use crate::reply::Reply;
+
+/// `PING [message]`.
+pub fn ping(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    match argv.len() {
+        1 => Ok(Reply::Simple("PONG").into()),
+        2 => Ok(Reply::Bulk(argv[1].clone()).into()),
+        _ => Err(CmdError::WrongArity("ping".into())),
+    }
+}
+
+/// `ECHO message`.
+pub fn echo(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    Ok(Reply::Bulk(argv[1].clone()).into())
+}
+
+/// `DBSIZE`: live limiter states.
+pub fn dbsize(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    Ok(Reply::Int(ctx.shared.store.len() as i64).into())
+}
+
+/// `FLUSHALL [ASYNC|SYNC]`: drops every state, keeps policies.
+pub fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    match argv.get(1) {
+        None => {}
+        Some(mode) if argv.len() == 2 && (is(mode, "ASYNC") || is(mode, "SYNC")) => {}
+        Some(_) => return Err(CmdError::Syntax),
+    }
+    ctx.shared.store.clear();
+    Ok(Reply::OK.into())
+}
+
+/// `TIME`: seconds and microseconds, as bulk strings.
+pub fn time(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let now = ctx.shared.clock.now();
+    let secs = now / 1_000_000_000;
+    let micros = (now % 1_000_000_000) / 1_000;
+    Ok(Reply::Array(vec![
+        Reply::text(&secs.to_string()),
+        Reply::text(&micros.to_string()),
+    ])
+    .into())
+}
+
+const NO_SNAPSHOTS: &str = "ERR snapshots are not implemented yet: state lives in memory only";
+
+/// `SAVE`.
+pub fn save(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    Err(CmdError::Line(NO_SNAPSHOTS.into()))
+}
+
+/// `BGSAVE [SCHEDULE]`.
+pub fn bgsave(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    Err(CmdError::Line(NO_SNAPSHOTS.into()))
+}
+
+/// `LASTSAVE`.
+pub fn lastsave(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    Err(CmdError::Line(NO_SNAPSHOTS.into()))
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]`.
+pub fn shutdown(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let mut save = false;
+    for word in &argv[1..] {
+        if is(word, "SAVE") {
+            save = true;
+        } else if !(is(word, "NOSAVE") || is(word, "NOW") || is(word, "FORCE")) {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if save {
+        return Err(CmdError::Line(NO_SNAPSHOTS.into()));
+    }
+    Ok(Outcome::Shutdown)
+}
+
+/// Redis-style glob match (`*`, `?`), ignoring ASCII case.
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while t < text.len() {
+        if p < pattern.len()
+            && (pattern[p] == b'?' || pattern[p].eq_ignore_ascii_case(&text[t]))
+        {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            mark = t;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// `CONFIG GET pattern [pattern ...]`.
+pub fn config(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let sub = &argv[1];
+    if !is(sub, "GET") {
+        return Err(CmdError::UnknownSubcommand {
+            command: "CONFIG".into(),
+            sub: printable(sub),
+        });
+    }
+    if argv.len() < 3 {
+        return Err(CmdError::WrongArity("config|get".into()));
+    }
+    let pairs = ctx.shared.config.visible_settings();
+    let fields = pairs
+        .into_iter()
+        .filter(|(name, _)| argv[2..].iter().any(|p| glob_match(p, name.as_bytes())))
+        .map(|(name, value)| (Reply::text(name), Reply::text(&value)))
+        .collect();
+    Ok(Reply::Map(fields).into())
+}
+
+/// Resident memory of this process in bytes, from /proc (0 where unknown).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// `INFO [section ...]`.
+pub fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let shared = ctx.shared;
+    let wanted: Vec<String> = argv[1..]
+        .iter()
+        .map(|s| String::from_utf8_lossy(s).to_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "default" || w == "everything");
+    let show = |name: &str| all || wanted.iter().any(|w| w == name);
+    let m = &shared.metrics;
+    let mut out = String::new();
+    if show("server") {
+        let uptime = shared.started.elapsed().as_secs();
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:{}\r\ntollgate_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n",
+            crate::server::REDIS_VERSION,
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::process::id(),
+            shared.port(),
+            uptime,
+            uptime / 86_400,
+        );
+    }
+    if show("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            shared.clients.count(),
+            shared.waits.waiting(),
+            shared.config.max_clients,
+        );
+    }
+    if show("memory") {
+        let rss = rss_bytes();
+        let _ = write!(
+            out,
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nlimiter_states:{}\r\n\r\n",
+            shared.store.len(),
+        );
+    }
+    if show("persistence") {
+        out.push_str("# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_bgsave_status:err\r\nsnapshots_enabled:0\r\n\r\n");
+    }
+    if show("stats") {
+        let get = Metrics::get;
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nprotocol_errors:{}\r\n",
+            get(&m.connections_received),
+            get(&m.commands),
+            get(&m.rejected_connections),
+            get(&m.protocol_errors),
+        );
+        let names = Algorithm::ALL.iter().map(|a| a.name()).chain(["policy"]);
+        for (i, name) in names.enumerate() {
+            let allowed = get(&m.allowed[i]);
+            let denied = get(&m.denied[i]);
+            let _ = write!(
+                out,
+                "checks_{name}:{}\r\nallowed_{name}:{allowed}\r\ndenied_{name}:{denied}\r\n",
+                allowed + denied
+            );
+        }
+        debug_assert_eq!(metrics::POLICY, Algorithm::ALL.len());
+        out.push_str("\r\n");
+    }
+    if show("keyspace") {
+        out.push_str("# Keyspace\r\n");
+        let keys = shared.store.len();
+        if keys > 0 {
+            let _ = write!(out, "db0:keys={keys},expires={keys},avg_ttl=0\r\n");
+        }
+        out.push_str("\r\n");
+    }
+    if out.ends_with("\r\n\r\n") {
+        out.truncate(out.len() - 2);
+    }
+    Ok(Reply::Verbatim(out).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"*", b"port"));
+        assert!(glob_match(b"PO*", b"port"));
+        assert!(glob_match(b"p?rt", b"port"));
+        assert!(glob_match(b"*max*", b"maxclients"));
+        assert!(!glob_match(b"bind", b"port"));
+        assert!(!glob_match(b"p?", b"port"));
+    }
+}

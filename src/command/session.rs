@@ -1,0 +1,256 @@
+//! Connection commands: `HELLO`, `AUTH`, `QUIT`, `RESET`, `SELECT`,
+//! `CLIENT ...`, and transactions (`MULTI`, `EXEC`, `DISCARD`).
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::args::{Args, is, parse_i64};
+use super::{Ctx, Outcome, dispatch};
+use crate::error::{CmdError, printable};
+use crate::reply::Reply;
+
+const AUTH_WITHOUT_PASSWORD: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+
+/// Checks a username and password against the configured one.
+fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
+    let ok = match &ctx.shared.config.requirepass {
+        // The default user has no password: any password is accepted.
+        None => user == b"default",
+        Some(expected) => user == b"default" && constant_time_eq(pass, expected.as_bytes()),
+    };
+    if ok {
+        ctx.session.authenticated = true;
+        Ok(())
+    } else {
+        Err(CmdError::WrongPass)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `AUTH [username] password`.
+pub fn auth(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    match argv.len() {
+        2 => {
+            if ctx.shared.config.requirepass.is_none() {
+                return Err(CmdError::Line(AUTH_WITHOUT_PASSWORD.into()));
+            }
+            authenticate(ctx, b"default", &argv[1])?;
+        }
+        3 => authenticate(ctx, &argv[1], &argv[2])?,
+        _ => return Err(CmdError::Syntax),
+    }
+    Ok(Reply::OK.into())
+}
+
+/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`.
+pub fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let mut args = Args::new(&argv[1..]);
+    let mut protocol = ctx.session.protocol;
+    if let Some(ver) = args.next() {
+        let ver = parse_i64(ver).map_err(|_| {
+            CmdError::Line("ERR Protocol version is not an integer or out of range".into())
+        })?;
+        protocol = match ver {
+            2 => 2,
+            3 => 3,
+            _ => return Err(CmdError::NoProto),
+        };
+    }
+    let mut name = None;
+    let mut credentials = None;
+    while let Some(word) = args.next() {
+        if is(word, "AUTH") {
+            let user = args.required()?;
+            let pass = args.required()?;
+            credentials = Some((user, pass));
+        } else if is(word, "SETNAME") {
+            name = Some(valid_client_name(args.required()?)?);
+        } else {
+            return Err(CmdError::Line(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                printable(word)
+            )));
+        }
+    }
+    if let Some((user, pass)) = credentials {
+        authenticate(ctx, user, pass)?;
+    }
+    if !ctx.session.authenticated {
+        return Err(CmdError::Line("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
+    }
+    if let Some(name) = name {
+        *lock(&ctx.session.client.name) = name;
+    }
+    ctx.session.protocol = protocol;
+    ctx.session.client.resp.store(protocol, Ordering::Relaxed);
+    Ok(Reply::map([
+        ("server", Reply::text("tollgate")),
+        ("version", Reply::text(crate::server::REDIS_VERSION)),
+        ("proto", Reply::Int(i64::from(protocol))),
+        ("id", Reply::Int(ctx.session.client.id as i64)),
+        ("mode", Reply::text("standalone")),
+        ("role", Reply::text("master")),
+        ("modules", Reply::Array(Vec::new())),
+    ])
+    .into())
+}
+
+/// `QUIT`.
+pub fn quit(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    Ok(Outcome::Close(Reply::OK))
+}
+
+/// `RESET`: back to a new connection's state.
+pub fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let s = &mut *ctx.session;
+    s.multi = None;
+    s.multi_dirty = false;
+    s.protocol = 2;
+    s.client.resp.store(2, Ordering::Relaxed);
+    s.authenticated = ctx.shared.config.requirepass.is_none();
+    *lock(&s.client.name) = None;
+    Ok(Reply::Simple("RESET").into())
+}
+
+/// `SELECT index`: only database 0 exists.
+pub fn select(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    match parse_i64(&argv[1])? {
+        0 => Ok(Reply::OK.into()),
+        _ => Err(CmdError::Line("ERR DB index is out of range".into())),
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A client name: printable, no spaces; empty clears the name.
+fn valid_client_name(name: &[u8]) -> Result<Option<String>, CmdError> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.iter().all(|b| (b'!'..=b'~').contains(b)) {
+        Ok(Some(String::from_utf8_lossy(name).into_owned()))
+    } else {
+        Err(CmdError::Line(
+            "ERR Client names cannot contain spaces, newlines or special characters.".into(),
+        ))
+    }
+}
+
+/// `CLIENT ID|SETNAME|GETNAME|SETINFO|LIST|INFO`.
+pub fn client(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let sub = &argv[1];
+    let me = &ctx.session.client;
+    let arity = |n: usize| {
+        if argv.len() == n {
+            Ok(())
+        } else {
+            Err(CmdError::WrongArity(format!(
+                "client|{}",
+                String::from_utf8_lossy(sub).to_lowercase()
+            )))
+        }
+    };
+    let reply = if is(sub, "ID") {
+        arity(2)?;
+        Reply::Int(me.id as i64)
+    } else if is(sub, "SETNAME") {
+        arity(3)?;
+        *lock(&me.name) = valid_client_name(&argv[2])?;
+        Reply::OK
+    } else if is(sub, "GETNAME") {
+        arity(2)?;
+        match lock(&me.name).as_deref() {
+            Some(n) => Reply::text(n),
+            None => Reply::Null,
+        }
+    } else if is(sub, "SETINFO") {
+        arity(4)?;
+        let value = String::from_utf8_lossy(&argv[3]).into_owned();
+        if value.contains(|c: char| c == ' ' || c.is_control()) {
+            return Err(CmdError::Line(
+                "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters."
+                    .into(),
+            ));
+        }
+        if is(&argv[2], "LIB-NAME") {
+            *lock(&me.lib_name) = Some(value);
+        } else if is(&argv[2], "LIB-VER") {
+            *lock(&me.lib_ver) = Some(value);
+        } else {
+            return Err(CmdError::Line(format!(
+                "ERR Unrecognized option '{}'",
+                printable(&argv[2])
+            )));
+        }
+        Reply::OK
+    } else if is(sub, "LIST") {
+        let mut text = String::new();
+        for c in ctx.shared.clients.all() {
+            text.push_str(&c.info_line());
+            text.push('\n');
+        }
+        Reply::Verbatim(text)
+    } else if is(sub, "INFO") {
+        arity(2)?;
+        Reply::Verbatim(format!("{}\n", me.info_line()))
+    } else {
+        return Err(CmdError::UnknownSubcommand {
+            command: "CLIENT".into(),
+            sub: printable(sub),
+        });
+    };
+    Ok(reply.into())
+}
+
+/// `MULTI`.
+pub fn multi(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    if ctx.session.multi.is_some() {
+        return Err(CmdError::Line("ERR MULTI calls can not be nested".into()));
+    }
+    ctx.session.multi = Some(Vec::new());
+    ctx.session.multi_dirty = false;
+    Ok(Reply::OK.into())
+}
+
+/// `DISCARD`.
+pub fn discard(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    if ctx.session.multi.take().is_none() {
+        return Err(CmdError::Line("ERR DISCARD without MULTI".into()));
+    }
+    ctx.session.multi_dirty = false;
+    Ok(Reply::OK.into())
+}
+
+/// `EXEC`: runs the queued commands in order; none of them waits.
+pub fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let Some(queued) = ctx.session.multi.take() else {
+        return Err(CmdError::Line("ERR EXEC without MULTI".into()));
+    };
+    if std::mem::take(&mut ctx.session.multi_dirty) {
+        return Err(CmdError::Line(
+            "EXECABORT Transaction discarded because of previous errors.".into(),
+        ));
+    }
+    let mut replies = Vec::with_capacity(queued.len());
+    for argv in queued {
+        let mut inner = Ctx {
+            shared: ctx.shared,
+            session: &mut *ctx.session,
+            blocking: false,
+        };
+        match dispatch(&mut inner, argv) {
+            Outcome::Reply(r) | Outcome::Close(r) => replies.push(r),
+            Outcome::Later(_) => replies.push(Reply::Error(
+                "ERR command cannot wait inside a transaction".into(),
+            )),
+            Outcome::Shutdown => return Ok(Outcome::Shutdown),
+        }
+    }
+    Ok(Reply::Array(replies).into())
+}

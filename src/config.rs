@@ -1,0 +1,332 @@
+//! Configuration: built-in defaults, then the config file (`--config`), then
+//! environment variables and command-line flags. Validated once at start-up.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::command::args::parse_duration;
+use crate::command::limit::{build_params, parse_algorithm, valid_policy_name};
+use crate::limiter::{MAX_BUCKETS, MAX_COUNT};
+use crate::policy::Policy;
+
+/// The command line. Every flag can also come from the environment
+/// (`TOLLGATE_PORT`, ...).
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "tollgate", version, about = "A rate-limiter server that speaks the Redis protocol")]
+pub struct Cli {
+    /// Config file (TOML); see config/tollgate.toml for every key.
+    #[arg(long, env = "TOLLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "TOLLGATE_BIND")]
+    pub bind: Option<String>,
+    /// Port to listen on [default: 6379]; 0 picks a free one.
+    #[arg(long, env = "TOLLGATE_PORT")]
+    pub port: Option<u16>,
+    /// Directory for the snapshot [default: ./data].
+    #[arg(long, env = "TOLLGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log level: error, warn, info, debug or trace [default: info]; RUST_LOG overrides.
+    #[arg(long, env = "TOLLGATE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Password clients must give with AUTH [default: none].
+    #[arg(long, env = "TOLLGATE_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+}
+
+/// The server's settings, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub bind: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub log_level: String,
+    pub max_clients: usize,
+    /// Largest single argument a client may send, in bytes.
+    pub max_arg_bytes: usize,
+    /// Largest unanswered input a client may have buffered, in bytes.
+    pub max_query_buffer_bytes: usize,
+    /// How often fresh states are swept from memory, in milliseconds.
+    pub sweep_interval_ms: u64,
+    pub requirepass: Option<String>,
+    /// Policies from the config file.
+    pub policies: Vec<Policy>,
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            bind: "127.0.0.1".into(),
+            port: 6379,
+            data_dir: PathBuf::from("./data"),
+            log_level: "info".into(),
+            max_clients: 10_000,
+            max_arg_bytes: 1024 * 1024,
+            max_query_buffer_bytes: 64 * 1024 * 1024,
+            sweep_interval_ms: 250,
+            requirepass: None,
+            policies: Vec::new(),
+            config_file: None,
+        }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<String>,
+    port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    log_level: Option<String>,
+    max_clients: Option<usize>,
+    max_arg_bytes: Option<usize>,
+    max_query_buffer_bytes: Option<usize>,
+    sweep_interval: Option<String>,
+    requirepass: Option<String>,
+    #[serde(default)]
+    policy: Vec<FilePolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePolicy {
+    name: String,
+    rules: Vec<FileRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRule {
+    algorithm: String,
+    limit: u64,
+    window: String,
+    burst: Option<u64>,
+    buckets: Option<u32>,
+}
+
+impl Config {
+    /// Defaults, overridden by the file named in `cli`, overridden by `cli`.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let mut config = match &cli.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(bind) = &cli.bind {
+            config.bind = bind.clone();
+        }
+        if let Some(port) = cli.port {
+            config.port = port;
+        }
+        if let Some(dir) = &cli.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(level) = &cli.log_level {
+            config.log_level = level.clone();
+        }
+        if let Some(pass) = &cli.requirepass {
+            config.requirepass = Some(pass.clone()).filter(|p| !p.is_empty());
+        }
+        Ok(config)
+    }
+
+    /// Reads and validates a config file on top of the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+        .map(|mut c| {
+            c.config_file = Some(path.to_path_buf());
+            c
+        })
+    }
+
+    /// Parses and validates TOML text on top of the defaults.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        let mut c = Config::default();
+        c.bind = file.bind.unwrap_or(c.bind);
+        c.port = file.port.unwrap_or(c.port);
+        c.data_dir = file.data_dir.unwrap_or(c.data_dir);
+        c.log_level = file.log_level.unwrap_or(c.log_level);
+        c.max_clients = positive("max_clients", file.max_clients, c.max_clients)?;
+        c.max_arg_bytes = positive("max_arg_bytes", file.max_arg_bytes, c.max_arg_bytes)?;
+        c.max_query_buffer_bytes = positive(
+            "max_query_buffer_bytes",
+            file.max_query_buffer_bytes,
+            c.max_query_buffer_bytes,
+        )?;
+        if let Some(s) = file.sweep_interval {
+            let ns = parse_duration("sweep_interval", s.as_bytes()).map_err(|e| strip_err(&e.to_string()))?;
+            c.sweep_interval_ms = ns / crate::clock::NANOS_PER_MS;
+        }
+        c.requirepass = file.requirepass.filter(|p| !p.is_empty());
+        let mut policies: Vec<Policy> = Vec::new();
+        for p in file.policy {
+            policies.push(file_policy(p)?);
+        }
+        for (i, p) in policies.iter().enumerate() {
+            if policies[..i].iter().any(|q| q.name == p.name) {
+                return Err(format!("policy '{}' is defined twice", p.name));
+            }
+        }
+        c.policies = policies;
+        Ok(c)
+    }
+
+    /// The settings `CONFIG GET` shows, with Redis's names where Redis has one.
+    pub fn visible_settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("bind", self.bind.clone()),
+            ("port", self.port.to_string()),
+            ("dir", self.data_dir.display().to_string()),
+            ("maxclients", self.max_clients.to_string()),
+            ("proto-max-bulk-len", self.max_arg_bytes.to_string()),
+            ("client-query-buffer-limit", self.max_query_buffer_bytes.to_string()),
+            ("loglevel", self.log_level.clone()),
+            ("requirepass", self.requirepass.clone().unwrap_or_default()),
+            ("sweep-interval", format!("{}ms", self.sweep_interval_ms)),
+            ("databases", "1".into()),
+            ("save", String::new()),
+            ("appendonly", "no".into()),
+            ("timeout", "0".into()),
+        ]
+    }
+}
+
+fn strip_err(line: &str) -> String {
+    line.strip_prefix("ERR ").unwrap_or(line).to_string()
+}
+
+fn positive(name: &str, value: Option<usize>, default: usize) -> Result<usize, String> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(format!("{name} must be at least 1")),
+        Some(v) => Ok(v),
+    }
+}
+
+fn file_policy(p: FilePolicy) -> Result<Policy, String> {
+    valid_policy_name(&p.name).map_err(|e| strip_err(&e.to_string()))?;
+    if p.rules.is_empty() {
+        return Err(format!("policy '{}' has no rules", p.name));
+    }
+    let mut rules = Vec::new();
+    for r in p.rules {
+        let err = |e: crate::error::CmdError| format!("policy '{}': {}", p.name, strip_err(&e.to_string()));
+        let algorithm = parse_algorithm(r.algorithm.as_bytes()).map_err(err)?;
+        if !(1..=MAX_COUNT).contains(&r.limit) {
+            return Err(format!("policy '{}': limit must be from 1 to {MAX_COUNT}", p.name));
+        }
+        if r.burst.is_some_and(|b| !(1..=MAX_COUNT).contains(&b)) {
+            return Err(format!("policy '{}': burst must be from 1 to {MAX_COUNT}", p.name));
+        }
+        if r.buckets.is_some_and(|b| !(1..=MAX_BUCKETS).contains(&b)) {
+            return Err(format!("policy '{}': buckets must be from 1 to {MAX_BUCKETS}", p.name));
+        }
+        let window = parse_duration("window", r.window.as_bytes()).map_err(err)?;
+        let params = build_params(algorithm, r.limit, window, r.burst, r.buckets).map_err(|_| {
+            format!(
+                "policy '{}': burst applies to token_bucket, leaky_bucket and gcra; buckets to sliding_window",
+                p.name
+            )
+        })?;
+        rules.push(params);
+    }
+    Ok(Policy {
+        name: p.name,
+        rules,
+        from_config: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limiter::Algorithm;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(&Cli::default()).unwrap();
+        assert_eq!((c.bind.as_str(), c.port), ("127.0.0.1", 6379));
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn file_policies_are_parsed_and_validated() {
+        let c = Config::from_toml(
+            r#"
+            port = 7000
+            sweep_interval = "1s"
+            [[policy]]
+            name = "api"
+            rules = [
+              { algorithm = "token_bucket", limit = 10, window = "1s", burst = 20 },
+              { algorithm = "fixed_window", limit = 10000, window = "1d" },
+            ]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.sweep_interval_ms, 1000);
+        assert_eq!(c.policies[0].rules[0].burst, 20);
+        assert_eq!(c.policies[0].rules[1].algorithm, Algorithm::FixedWindow);
+        assert!(c.policies[0].from_config);
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        let bad = [
+            ("prot = 1", "unknown field"),
+            ("[[policy]]\nname = \"a\"\nrules = []", "has no rules"),
+            ("[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"nope\", limit = 1, window = \"1s\" }]", "unknown algorithm"),
+            ("[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"fixed_window\", limit = 1, window = \"1s\", burst = 2 }]", "burst applies"),
+            ("[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"10x\" }]", "invalid window"),
+            ("max_clients = 0", "at least 1"),
+        ];
+        for (text, why) in bad {
+            let err = Config::from_toml(text).unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("tollgate-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.toml");
+        std::fs::write(&path, "port = 7000\nbind = \"0.0.0.0\"\n").unwrap();
+        let cli = Cli {
+            config: Some(path.clone()),
+            port: Some(7001),
+            ..Cli::default()
+        };
+        let c = Config::load(&cli).unwrap();
+        assert_eq!((c.bind.as_str(), c.port), ("0.0.0.0", 7001));
+        let missing = Cli {
+            config: Some(dir.join("missing.toml")),
+            ..Cli::default()
+        };
+        assert!(Config::load(&missing).unwrap_err().to_string().contains("missing.toml"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

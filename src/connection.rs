@@ -1,0 +1,506 @@
+//! The only code that touches sockets and RESP bytes.
+//!
+//! Requests are framed by [`next_request`]: multibulk requests are checked
+//! against the size limits by a small scan of their headers, then decoded by
+//! the redis-protocol crate; inline requests (what `telnet` sends) are split
+//! on white space with Redis's quoting rules. Replies are encoded as RESP2 or
+//! RESP3 frames by the same crate, into one buffer flushed once per batch.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use redis_protocol::bytes_utils::Str;
+use redis_protocol::resp2::types::BytesFrame as Resp2;
+use redis_protocol::resp3::types::{BytesFrame as Resp3, FrameMap, FrameSet, VerbatimStringFormat};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::watch;
+
+use crate::clients::ClientGuard;
+use crate::command::{Ctx, Outcome, Pending, Session, dispatch};
+use crate::reply::Reply;
+use crate::server::Shared;
+
+/// Most arguments in one request (as Redis).
+const MAX_MULTIBULK: i64 = 1024 * 1024;
+/// Longest inline request (as Redis).
+const MAX_INLINE: usize = 64 * 1024;
+/// Longest integer header line (`*N\r\n`, `$N\r\n`).
+const MAX_HEADER: usize = 32;
+/// Output flushed early when a batch's replies grow past this.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Input that cannot be a request; the connection answers it and closes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ERR Protocol error: {0}")]
+pub struct ProtocolError(pub String);
+
+fn protocol_error(msg: impl Into<String>) -> ProtocolError {
+    ProtocolError(msg.into())
+}
+
+/// Size limits of one connection's input.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_arg_bytes: usize,
+    pub max_query_buffer_bytes: usize,
+}
+
+/// Takes one request off the front of `buf`: `Ok(None)` if it is not all
+/// there yet, an empty vector for an empty request.
+pub fn next_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf[0] != b'*' {
+        return inline_request(buf);
+    }
+    let Some(extent) = multibulk_extent(buf, limits.max_arg_bytes)? else {
+        return Ok(None);
+    };
+    let (frame, used, _) = redis_protocol::resp2::decode::decode_bytes_mut(buf)
+        .map_err(|e| protocol_error(e.details().to_string()))?
+        .ok_or_else(|| protocol_error("incomplete request"))?;
+    debug_assert_eq!(used, extent);
+    match frame {
+        Resp2::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Resp2::BulkString(b) => Ok(b),
+                _ => Err(protocol_error("expected a bulk string")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        _ => Ok(Some(Vec::new())),
+    }
+}
+
+/// Reads `N` from a `<type>N\r\n` header at `start`; the position after it.
+fn header_int(buf: &[u8], start: usize, what: &str) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let rest = &buf[start.min(buf.len())..];
+    let Some(cr) = rest.iter().take(MAX_HEADER).position(|&b| b == b'\r') else {
+        if rest.len() >= MAX_HEADER {
+            return Err(protocol_error(format!("invalid {what} length")));
+        }
+        return Ok(None);
+    };
+    if rest.len() < cr + 2 {
+        return Ok(None);
+    }
+    let n = std::str::from_utf8(&rest[..cr])
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|_| rest[cr + 1] == b'\n')
+        .ok_or_else(|| protocol_error(format!("invalid {what} length")))?;
+    Ok(Some((n, start + cr + 2)))
+}
+
+/// The length of the multibulk request at the front of `buf`, checking
+/// every header against the limits before the body has arrived. Keeps the
+/// decoder to flat arrays of bulk strings.
+fn multibulk_extent(buf: &[u8], max_arg: usize) -> Result<Option<usize>, ProtocolError> {
+    let Some((count, mut pos)) = header_int(buf, 1, "multibulk")? else {
+        return Ok(None);
+    };
+    if count > MAX_MULTIBULK {
+        return Err(protocol_error("invalid multibulk length"));
+    }
+    for _ in 0..count.max(0) {
+        let Some(&kind) = buf.get(pos) else {
+            return Ok(None);
+        };
+        if kind != b'$' {
+            return Err(protocol_error(format!("expected '$', got '{}'", char::from(kind).escape_default())));
+        }
+        let Some((len, body)) = header_int(buf, pos + 1, "bulk")? else {
+            return Ok(None);
+        };
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= max_arg)
+            .ok_or_else(|| protocol_error("invalid bulk length"))?;
+        pos = body + len + 2;
+        if pos > buf.len() {
+            return Ok(None);
+        }
+        if &buf[pos - 2..pos] != b"\r\n" {
+            return Err(protocol_error("expected CRLF after bulk string"));
+        }
+    }
+    Ok(Some(pos))
+}
+
+/// An inline request: one line, split like Redis's `sdssplitargs`.
+fn inline_request(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > MAX_INLINE {
+            return Err(protocol_error("too big inline request"));
+        }
+        return Ok(None);
+    };
+    let line = buf.split_to(nl + 1);
+    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    split_args(line)
+        .map(|args| Some(args.into_iter().map(Bytes::from).collect()))
+        .ok_or_else(|| protocol_error("unbalanced quotes in request"))
+}
+
+/// Splits a line into arguments: white space separates, `"..."` takes
+/// backslash escapes (`\n`, `\t`, `\xHH`, ...), `'...'` takes `\'`.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(args);
+        }
+        let mut arg = Vec::new();
+        let quote = match line[i] {
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                Some(q)
+            }
+            _ => None,
+        };
+        loop {
+            let Some(&c) = line.get(i) else {
+                // End of line inside quotes is unbalanced.
+                if quote.is_some() {
+                    return None;
+                }
+                args.push(arg);
+                return Some(args);
+            };
+            match quote {
+                None if c.is_ascii_whitespace() => break,
+                None => arg.push(c),
+                Some(q) if c == q => {
+                    // A closing quote must end the argument.
+                    if line.get(i + 1).is_some_and(|n| !n.is_ascii_whitespace()) {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                }
+                Some(b'"') if c == b'\\' && i + 1 < line.len() => {
+                    i += 1;
+                    let e = line[i];
+                    let hex = |b: u8| char::from(b).to_digit(16);
+                    match e {
+                        b'x' if i + 2 < line.len() && hex(line[i + 1]).is_some() && hex(line[i + 2]).is_some() => {
+                            let v = hex(line[i + 1]).unwrap_or(0) * 16 + hex(line[i + 2]).unwrap_or(0);
+                            arg.push(v as u8);
+                            i += 2;
+                        }
+                        b'n' => arg.push(b'\n'),
+                        b'r' => arg.push(b'\r'),
+                        b't' => arg.push(b'\t'),
+                        b'b' => arg.push(8),
+                        b'a' => arg.push(7),
+                        other => arg.push(other),
+                    }
+                }
+                Some(b'\'') if c == b'\\' && line.get(i + 1) == Some(&b'\'') => {
+                    i += 1;
+                    arg.push(b'\'');
+                }
+                Some(_) => arg.push(c),
+            }
+            i += 1;
+        }
+        args.push(arg);
+    }
+}
+
+/// Appends `reply` to `out` in the session's protocol.
+pub fn encode(reply: Reply, protocol: u8, out: &mut BytesMut) {
+    let result = if protocol == 3 {
+        redis_protocol::resp3::encode::complete::extend_encode(out, &to_resp3(reply), false)
+    } else {
+        redis_protocol::resp2::encode::extend_encode(out, &to_resp2(reply), false)
+    };
+    if let Err(e) = result {
+        tracing::error!("cannot encode a reply: {e}");
+        out.extend_from_slice(b"-ERR internal error encoding the reply\r\n");
+    }
+}
+
+fn to_resp2(reply: Reply) -> Resp2 {
+    match reply {
+        Reply::Simple(s) => Resp2::SimpleString(Bytes::from_static(s.as_bytes())),
+        Reply::Error(e) => Resp2::Error(Str::from(one_line(e))),
+        Reply::Int(i) => Resp2::Integer(i),
+        Reply::Bulk(b) => Resp2::BulkString(b),
+        Reply::Null => Resp2::Null,
+        Reply::Array(items) | Reply::Set(items) => Resp2::Array(items.into_iter().map(to_resp2).collect()),
+        Reply::Map(pairs) => Resp2::Array(
+            pairs
+                .into_iter()
+                .flat_map(|(k, v)| [to_resp2(k), to_resp2(v)])
+                .collect(),
+        ),
+        Reply::Verbatim(s) => Resp2::BulkString(Bytes::from(s)),
+        Reply::Double(d) => Resp2::BulkString(Bytes::from(d.to_string())),
+    }
+}
+
+fn to_resp3(reply: Reply) -> Resp3 {
+    match reply {
+        Reply::Simple(s) => Resp3::SimpleString {
+            data: Bytes::from_static(s.as_bytes()),
+            attributes: None,
+        },
+        Reply::Error(e) => Resp3::SimpleError {
+            data: Str::from(one_line(e)),
+            attributes: None,
+        },
+        Reply::Int(i) => Resp3::Number {
+            data: i,
+            attributes: None,
+        },
+        Reply::Bulk(b) => Resp3::BlobString {
+            data: b,
+            attributes: None,
+        },
+        Reply::Null => Resp3::Null,
+        Reply::Array(items) => Resp3::Array {
+            data: items.into_iter().map(to_resp3).collect(),
+            attributes: None,
+        },
+        Reply::Set(items) => Resp3::Set {
+            data: items.into_iter().map(to_resp3).collect::<FrameSet<_>>(),
+            attributes: None,
+        },
+        Reply::Map(pairs) => Resp3::Map {
+            data: pairs
+                .into_iter()
+                .map(|(k, v)| (to_resp3(k), to_resp3(v)))
+                .collect::<FrameMap<_, _>>(),
+            attributes: None,
+        },
+        Reply::Verbatim(s) => Resp3::VerbatimString {
+            data: Bytes::from(s),
+            format: VerbatimStringFormat::Text,
+            attributes: None,
+        },
+        Reply::Double(d) => Resp3::Double {
+            data: d,
+            attributes: None,
+        },
+    }
+}
+
+/// Error lines may not hold line breaks.
+fn one_line(s: String) -> String {
+    if s.contains(['\r', '\n']) {
+        s.replace(['\r', '\n'], " ")
+    } else {
+        s
+    }
+}
+
+/// How a held reply ended.
+enum Held {
+    Ready(Reply),
+    ClientGone,
+    ShuttingDown,
+}
+
+/// Awaits a held reply while watching the socket: a client that closes its
+/// end gives up its place (the pending future is dropped). Bytes that arrive
+/// meanwhile are kept for later, up to the query buffer limit.
+async fn hold(
+    pending: Pending,
+    rd: &mut OwnedReadHalf,
+    inbuf: &mut BytesMut,
+    limits: &Limits,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Held {
+    tokio::pin!(pending);
+    loop {
+        tokio::select! {
+            reply = &mut pending => return Held::Ready(reply),
+            read = rd.read_buf(inbuf), if inbuf.len() <= limits.max_query_buffer_bytes => {
+                match read {
+                    Ok(0) | Err(_) => return Held::ClientGone,
+                    Ok(_) => {}
+                }
+            }
+            _ = shutdown.changed() => return Held::ShuttingDown,
+        }
+    }
+}
+
+/// Serves one client until it leaves, breaks the protocol, or the server
+/// shuts down.
+pub async fn serve(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    guard: ClientGuard,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let limits = Limits {
+        max_arg_bytes: shared.config.max_arg_bytes,
+        max_query_buffer_bytes: shared.config.max_query_buffer_bytes,
+    };
+    let mut session = Session::new(guard.meta.clone(), shared.config.requirepass.is_none());
+    let (mut rd, mut wr) = stream.into_split();
+    let mut inbuf = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    loop {
+        loop {
+            let argv = match next_request(&mut inbuf, &limits) {
+                Ok(Some(argv)) => argv,
+                Ok(None) => break,
+                Err(e) => {
+                    shared
+                        .metrics
+                        .protocol_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(client = session.client.id, "closing: {e}");
+                    encode(Reply::Error(e.to_string()), session.protocol, &mut out);
+                    let _ = wr.write_all(&out).await;
+                    return;
+                }
+            };
+            if argv.is_empty() {
+                continue;
+            }
+            let mut ctx = Ctx {
+                shared: &shared,
+                session: &mut session,
+                blocking: true,
+            };
+            match dispatch(&mut ctx, argv) {
+                Outcome::Reply(reply) => encode(reply, session.protocol, &mut out),
+                Outcome::Close(reply) => {
+                    encode(reply, session.protocol, &mut out);
+                    let _ = wr.write_all(&out).await;
+                    return;
+                }
+                Outcome::Shutdown => {
+                    let _ = wr.write_all(&out).await;
+                    shared.begin_shutdown();
+                    return;
+                }
+                Outcome::Later(pending) => {
+                    if wr.write_all(&out).await.is_err() {
+                        return;
+                    }
+                    out.clear();
+                    match hold(pending, &mut rd, &mut inbuf, &limits, &mut shutdown).await {
+                        Held::Ready(reply) => encode(reply, session.protocol, &mut out),
+                        Held::ClientGone => return,
+                        Held::ShuttingDown => {
+                            let err = Reply::Error("ERR server is shutting down".into());
+                            encode(err, session.protocol, &mut out);
+                            let _ = wr.write_all(&out).await;
+                            return;
+                        }
+                    }
+                }
+            }
+            if out.len() >= FLUSH_AT {
+                if wr.write_all(&out).await.is_err() {
+                    return;
+                }
+                out.clear();
+            }
+        }
+        if !out.is_empty() {
+            if wr.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        if inbuf.len() > limits.max_query_buffer_bytes {
+            let err = Reply::Error("ERR Protocol error: query buffer limit exceeded".into());
+            encode(err, session.protocol, &mut out);
+            let _ = wr.write_all(&out).await;
+            return;
+        }
+        tokio::select! {
+            read = rd.read_buf(&mut inbuf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_arg_bytes: 16,
+        max_query_buffer_bytes: 1024,
+    };
+
+    fn take(input: &[u8]) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        next_request(&mut BytesMut::from(input), &LIMITS)
+    }
+
+    #[test]
+    fn multibulk_requests_wait_for_the_whole_frame() {
+        let full = b"*2\r\n$4\r\nPING\r\n$2\r\nhi\r\n";
+        for cut in 0..full.len() {
+            assert_eq!(take(&full[..cut]), Ok(None), "cut at {cut}");
+        }
+        let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI"[..]);
+        assert_eq!(next_request(&mut buf, &LIMITS).unwrap().unwrap(), vec![Bytes::from("PING")]);
+        assert_eq!(&buf[..], b"*1\r\n$4\r\nPI");
+    }
+
+    #[test]
+    fn bad_frames_are_protocol_errors() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"*1\r\n*1\r\n$1\r\na\r\n", "expected '$', got '*'"),
+            (b"*1\r\n$17\r\n", "invalid bulk length"),
+            (b"*1\r\n$-5\r\n", "invalid bulk length"),
+            (b"*x\r\n", "invalid multibulk length"),
+            (b"*99999999\r\n", "invalid multibulk length"),
+            (b"*1\r\n$1\r\nab\r\n", "expected CRLF"),
+        ];
+        for (input, msg) in cases {
+            let err = take(input).unwrap_err();
+            assert!(err.to_string().contains(msg), "{input:?}: {err}");
+        }
+        // Deep nesting is refused at the first level, not recursed into.
+        let deep = b"*1\r\n".repeat(100_000);
+        assert!(take(&deep).is_err());
+    }
+
+    #[test]
+    fn inline_requests_split_like_redis() {
+        assert_eq!(take(b"PING\r\n").unwrap().unwrap(), vec![Bytes::from("PING")]);
+        assert_eq!(take(b"PING").unwrap(), None);
+        let args = split_args(br#"set "a b" 'c\'d' "\x41\n""#).unwrap();
+        assert_eq!(args, vec![b"set".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"A\n".to_vec()]);
+        assert!(split_args(br#"echo "open"#).is_none());
+        assert!(split_args(br#"echo "a"b"#).is_none());
+        assert_eq!(take(b"\r\n").unwrap().unwrap(), Vec::<Bytes>::new());
+        assert!(take(&vec![b'a'; MAX_INLINE + 1]).is_err());
+    }
+
+    #[test]
+    fn replies_encode_in_both_protocols() {
+        let reply = Reply::map([("a", Reply::Int(1)), ("b", Reply::Null)]);
+        let mut out = BytesMut::new();
+        encode(reply.clone(), 2, &mut out);
+        assert_eq!(&out[..], b"*4\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n$-1\r\n");
+        out.clear();
+        encode(reply, 3, &mut out);
+        assert_eq!(&out[..], b"%2\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n_\r\n");
+        out.clear();
+        encode(Reply::Error("ERR a\r\nb".into()), 2, &mut out);
+        assert_eq!(&out[..], b"-ERR a  b\r\n");
+    }
+}

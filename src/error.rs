@@ -1,0 +1,66 @@
+//! Command errors and the one place that turns them into Redis's words.
+
+use crate::store::WrongType;
+
+/// Every way a command can fail. `Display` is the exact error line sent to
+/// the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CmdError {
+    #[error("ERR unknown command '{name}', with args beginning with: {args}")]
+    UnknownCommand { name: String, args: String },
+    #[error("ERR unknown subcommand '{sub}'. Try {command} HELP.")]
+    UnknownSubcommand { command: String, sub: String },
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    WrongArity(String),
+    #[error("ERR syntax error")]
+    Syntax,
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    #[error("NOAUTH Authentication required.")]
+    NoAuth,
+    #[error("WRONGPASS invalid username-password pair or user is disabled.")]
+    WrongPass,
+    #[error("WRONGTYPE {0}")]
+    WrongType(#[from] WrongType),
+    #[error("NOPROTO unsupported protocol version")]
+    NoProto,
+    /// An error of our own: the text after `ERR `, naming the bad argument.
+    #[error("ERR {0}")]
+    Invalid(String),
+    /// A complete error line with its own code word (EXECABORT, ...).
+    #[error("{0}")]
+    Line(String),
+}
+
+impl CmdError {
+    /// Redis's `unknown command` error, quoting up to the first arguments.
+    pub fn unknown_command(name: &[u8], args: &[bytes::Bytes]) -> CmdError {
+        let mut listed = String::new();
+        for arg in args {
+            if listed.len() >= 128 {
+                break;
+            }
+            listed.push('\'');
+            listed.push_str(&printable(arg));
+            listed.push_str("' ");
+        }
+        CmdError::UnknownCommand {
+            name: printable(name),
+            args: listed,
+        }
+    }
+
+    pub fn invalid(msg: impl Into<String>) -> CmdError {
+        CmdError::Invalid(msg.into())
+    }
+}
+
+/// Client bytes made safe to quote in an error line: at most 128 bytes,
+/// no control characters.
+pub fn printable(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(128)];
+    String::from_utf8_lossy(cut)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}

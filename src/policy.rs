@@ -1,0 +1,224 @@
+//! Named policies: several rules checked together, all or nothing.
+//!
+//! A policy's state for a key is one store entry holding every rule's state,
+//! so one lock covers the whole check: either every rule consumes or none does.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use crate::limiter::{Decision, Params, Request, Retry, State};
+
+/// A named list of rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub rules: Vec<Params>,
+    /// Defined in the config file: cannot be changed at run time.
+    pub from_config: bool,
+}
+
+/// Why a policy could not be set or deleted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy '{0}' is defined in the config file")]
+    FromConfig(String),
+}
+
+/// The policies known to the server, by name.
+#[derive(Debug, Default)]
+pub struct Policies {
+    by_name: RwLock<BTreeMap<String, Arc<Policy>>>,
+}
+
+impl Policies {
+    pub fn get(&self, name: &str) -> Option<Arc<Policy>> {
+        self.read().get(name).cloned()
+    }
+
+    /// Names in sorted order.
+    pub fn names(&self) -> Vec<String> {
+        self.read().keys().cloned().collect()
+    }
+
+    /// Every policy, in name order.
+    pub fn all(&self) -> Vec<Arc<Policy>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Adds or replaces a policy, unless a config-file policy holds the name.
+    pub fn set(&self, policy: Policy) -> Result<(), PolicyError> {
+        let mut map = self.write();
+        if let Some(old) = map.get(&policy.name)
+            && old.from_config
+            && !policy.from_config
+        {
+            return Err(PolicyError::FromConfig(policy.name));
+        }
+        map.insert(policy.name.clone(), Arc::new(policy));
+        Ok(())
+    }
+
+    /// Deletes a run-time policy; `Ok(false)` if there is none of that name.
+    pub fn delete(&self, name: &str) -> Result<bool, PolicyError> {
+        let mut map = self.write();
+        match map.get(name) {
+            None => Ok(false),
+            Some(p) if p.from_config => Err(PolicyError::FromConfig(name.to_string())),
+            Some(_) => Ok(map.remove(name).is_some()),
+        }
+    }
+
+    /// Replaces every config-file policy with `policies`, keeping run-time ones.
+    pub fn replace_config(&self, policies: Vec<Policy>) {
+        let mut map = self.write();
+        map.retain(|_, p| !p.from_config);
+        for p in policies {
+            map.insert(p.name.clone(), Arc::new(p));
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Policy>>> {
+        self.by_name.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Policy>>> {
+        self.by_name.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Lines a key's rule states up with `rules`: a state is kept where the rule
+/// at its position has the same algorithm, and is fresh otherwise.
+pub fn align_states(states: &mut Vec<State>, rules: &[Params], now: u64) {
+    states.truncate(rules.len());
+    for (i, rule) in rules.iter().enumerate() {
+        match states.get(i) {
+            Some(s) if s.algorithm() == rule.algorithm => {}
+            Some(_) => states[i] = State::fresh(rule, now),
+            None => states.push(State::fresh(rule, now)),
+        }
+    }
+}
+
+/// Checks every rule, all or nothing, and answers the most restrictive
+/// rule's decision: when denied, the denying rule with the largest retry;
+/// when allowed, the rule with the least remaining. The second value is the
+/// latest reset time of all rules when the request consumed, else `None`.
+pub fn check_all(
+    states: &mut [State],
+    rules: &[Params],
+    now: u64,
+    request: Request,
+) -> (Decision, Option<u64>) {
+    let look = Request {
+        commit: false,
+        ..request
+    };
+    let mut verdict: Option<Decision> = None;
+    let mut all_allowed = true;
+    for (state, rule) in states.iter_mut().zip(rules) {
+        let d = state.check(rule, now, look);
+        all_allowed &= d.allowed;
+        verdict = Some(match verdict {
+            None => d,
+            Some(v) => most_restrictive(v, d),
+        });
+    }
+    let mut verdict = verdict.expect("a policy has at least one rule");
+    let mut latest_reset = None;
+    if all_allowed {
+        let mut delay = 0;
+        if request.commit {
+            let mut committed: Option<Decision> = None;
+            let mut reset = 0;
+            for (state, rule) in states.iter_mut().zip(rules) {
+                let d = state.check(rule, now, request);
+                delay = delay.max(d.delay);
+                reset = reset.max(d.reset_after);
+                committed = Some(match committed {
+                    None => d,
+                    Some(v) => most_restrictive(v, d),
+                });
+            }
+            verdict = committed.unwrap_or(verdict);
+            latest_reset = Some(reset);
+        }
+        verdict.delay = delay;
+    }
+    (verdict, latest_reset)
+}
+
+/// Of two decisions, the one the caller should see.
+fn most_restrictive(a: Decision, b: Decision) -> Decision {
+    match (a.allowed, b.allowed) {
+        (true, false) => b,
+        (false, true) => a,
+        (false, false) => {
+            if retry_rank(b.retry) > retry_rank(a.retry) { b } else { a }
+        }
+        (true, true) => {
+            if b.remaining < a.remaining { b } else { a }
+        }
+    }
+}
+
+fn retry_rank(r: Retry) -> u128 {
+    match r {
+        Retry::After(ns) => u128::from(ns),
+        Retry::Never => u128::MAX,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limiter::Algorithm;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn rules() -> Vec<Params> {
+        vec![
+            Params::new(Algorithm::TokenBucket, 10, SECOND),
+            Params::new(Algorithm::FixedWindow, 3, 60 * SECOND),
+        ]
+    }
+
+    #[test]
+    fn all_or_nothing() {
+        let rules = rules();
+        let mut states = Vec::new();
+        align_states(&mut states, &rules, 0);
+        for left in [2, 1, 0] {
+            let (d, _) = check_all(&mut states, &rules, 0, Request::take(1));
+            assert!(d.allowed);
+            assert_eq!(d.remaining, left, "least remaining wins");
+        }
+        let before = states.clone();
+        let (d, _) = check_all(&mut states, &rules, 0, Request::take(1));
+        assert!(!d.allowed);
+        assert_eq!(d.retry, Retry::After(60 * SECOND));
+        assert_eq!(states, before, "a denial consumes nowhere");
+    }
+
+    #[test]
+    fn config_policies_are_read_only() {
+        let p = Policies::default();
+        p.set(Policy { name: "api".into(), rules: rules(), from_config: true }).unwrap();
+        let run_time = Policy { name: "api".into(), rules: rules(), from_config: false };
+        assert_eq!(p.set(run_time), Err(PolicyError::FromConfig("api".into())));
+        assert!(p.delete("api").is_err());
+        assert_eq!(p.delete("nope"), Ok(false));
+    }
+
+    #[test]
+    fn changed_rules_keep_state_where_algorithm_matches() {
+        let mut rules = rules();
+        let mut states = Vec::new();
+        align_states(&mut states, &rules, 0);
+        check_all(&mut states, &rules, 0, Request::take(3));
+        rules[0].algorithm = Algorithm::Gcra;
+        align_states(&mut states, &rules, 0);
+        assert_eq!(states[0], State::fresh(&rules[0], 0));
+        let (d, _) = check_all(&mut states, &rules, 0, Request::take(1));
+        assert!(!d.allowed, "the fixed window kept its count");
+    }
+}

@@ -1,0 +1,157 @@
+//! The listener: accepts connections up to the client cap, owns the
+//! background sweep, and shuts everything down in order.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::clients::Clients;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::policy::Policies;
+use crate::store::Store;
+use crate::wait::WaitQueues;
+
+/// The Redis version whose commands and replies tollgate follows.
+pub const REDIS_VERSION: &str = "7.2.0";
+
+/// How long connections get to finish once shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything the connections share.
+pub struct Shared {
+    pub config: Config,
+    pub store: Store,
+    pub policies: Policies,
+    pub clock: Arc<dyn Clock>,
+    pub clients: Arc<Clients>,
+    pub metrics: Metrics,
+    pub waits: Arc<WaitQueues>,
+    pub started: Instant,
+    port: AtomicU16,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Server state with the config file's policies loaded.
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Arc<Shared> {
+        let policies = Policies::default();
+        policies.replace_config(config.policies.clone());
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Shared {
+            port: AtomicU16::new(config.port),
+            config,
+            store: Store::new(),
+            policies,
+            clock,
+            clients: Arc::new(Clients::default()),
+            metrics: Metrics::default(),
+            waits: Arc::new(WaitQueues::default()),
+            started: Instant::now(),
+            shutdown,
+        })
+    }
+
+    /// The port actually listened on.
+    pub fn port(&self) -> u16 {
+        self.port.load(Ordering::Relaxed)
+    }
+
+    /// Asks the server to stop (as `SHUTDOWN` does).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
+
+/// Serves `listener` until `signal` completes or a client sends `SHUTDOWN`;
+/// then stops accepting, lets connections finish, and stops the sweeper.
+pub async fn run(listener: TcpListener, shared: Arc<Shared>, signal: impl Future<Output = ()>) {
+    if let Ok(addr) = listener.local_addr() {
+        shared.port.store(addr.port(), Ordering::Relaxed);
+        tracing::info!("tollgate listening on {addr}");
+    }
+    let mut stop = shared.shutdown_signal();
+    let mut background = JoinSet::new();
+    background.spawn(sweeper(shared.clone(), shared.shutdown_signal()));
+    let mut connections = JoinSet::new();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off a little.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                shared.metrics.connections_received.fetch_add(1, Ordering::Relaxed);
+                if shared.clients.count() >= shared.config.max_clients {
+                    shared.metrics.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                    connections.spawn(reject(stream));
+                    continue;
+                }
+                let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                let guard = shared.clients.register(peer.to_string(), local);
+                connections.spawn(crate::connection::serve(stream, shared.clone(), guard, shared.shutdown_signal()));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = &mut signal => break,
+            _ = stop.changed() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    shared.begin_shutdown();
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.shutdown().await;
+    }
+    while background.join_next().await.is_some() {}
+    tracing::info!("stopped");
+}
+
+async fn reject(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+    let _ = stream.shutdown().await;
+}
+
+/// Drops fresh states every `sweep_interval`, until shutdown.
+async fn sweeper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let period = Duration::from_millis(shared.config.sweep_interval_ms.max(1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let dropped = shared.store.sweep(shared.clock.now());
+                if dropped > 0 {
+                    tracing::trace!(dropped, "swept fresh states");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
