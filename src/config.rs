@@ -14,7 +14,11 @@ use crate::policy::Policy;
 /// The command line. Every flag can also come from the environment
 /// (`TOLLGATE_PORT`, ...).
 #[derive(Debug, Clone, Default, Parser)]
-#[command(name = "tollgate", version, about = "A rate-limiter server that speaks the Redis protocol")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "A rate-limiter server that speaks the Redis protocol"
+)]
 pub struct Cli {
     /// Config file (TOML); see config/tollgate.toml for every key.
     #[arg(long, env = "TOLLGATE_CONFIG")]
@@ -150,14 +154,15 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_toml(&text).map_err(|message| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        })
-        .map(|mut c| {
-            c.config_file = Some(path.to_path_buf());
-            c
-        })
+        Config::from_toml(&text)
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            })
+            .map(|mut c| {
+                c.config_file = Some(path.to_path_buf());
+                c
+            })
     }
 
     /// Parses and validates TOML text on top of the defaults.
@@ -176,7 +181,8 @@ impl Config {
             c.max_query_buffer_bytes,
         )?;
         if let Some(s) = file.sweep_interval {
-            let ns = parse_duration("sweep_interval", s.as_bytes()).map_err(|e| strip_err(&e.to_string()))?;
+            let ns = parse_duration("sweep_interval", s.as_bytes())
+                .map_err(|e| strip_err(&e.to_string()))?;
             c.sweep_interval_ms = ns / crate::clock::NANOS_PER_MS;
         }
         c.requirepass = file.requirepass.filter(|p| !p.is_empty());
@@ -201,7 +207,10 @@ impl Config {
             ("dir", self.data_dir.display().to_string()),
             ("maxclients", self.max_clients.to_string()),
             ("proto-max-bulk-len", self.max_arg_bytes.to_string()),
-            ("client-query-buffer-limit", self.max_query_buffer_bytes.to_string()),
+            (
+                "client-query-buffer-limit",
+                self.max_query_buffer_bytes.to_string(),
+            ),
             ("loglevel", self.log_level.clone()),
             ("requirepass", self.requirepass.clone().unwrap_or_default()),
             ("sweep-interval", format!("{}ms", self.sweep_interval_ms)),
@@ -232,16 +241,27 @@ fn file_policy(p: FilePolicy) -> Result<Policy, String> {
     }
     let mut rules = Vec::new();
     for r in p.rules {
-        let err = |e: crate::error::CmdError| format!("policy '{}': {}", p.name, strip_err(&e.to_string()));
+        let err = |e: crate::error::CmdError| {
+            format!("policy '{}': {}", p.name, strip_err(&e.to_string()))
+        };
         let algorithm = parse_algorithm(r.algorithm.as_bytes()).map_err(err)?;
         if !(1..=MAX_COUNT).contains(&r.limit) {
-            return Err(format!("policy '{}': limit must be from 1 to {MAX_COUNT}", p.name));
+            return Err(format!(
+                "policy '{}': limit must be from 1 to {MAX_COUNT}",
+                p.name
+            ));
         }
         if r.burst.is_some_and(|b| !(1..=MAX_COUNT).contains(&b)) {
-            return Err(format!("policy '{}': burst must be from 1 to {MAX_COUNT}", p.name));
+            return Err(format!(
+                "policy '{}': burst must be from 1 to {MAX_COUNT}",
+                p.name
+            ));
         }
         if r.buckets.is_some_and(|b| !(1..=MAX_BUCKETS).contains(&b)) {
-            return Err(format!("policy '{}': buckets must be from 1 to {MAX_BUCKETS}", p.name));
+            return Err(format!(
+                "policy '{}': buckets must be from 1 to {MAX_BUCKETS}",
+                p.name
+            ));
         }
         let window = parse_duration("window", r.window.as_bytes()).map_err(err)?;
         let params = build_params(algorithm, r.limit, window, r.burst, r.buckets).map_err(|_| {
@@ -298,9 +318,18 @@ mod tests {
         let bad = [
             ("prot = 1", "unknown field"),
             ("[[policy]]\nname = \"a\"\nrules = []", "has no rules"),
-            ("[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"nope\", limit = 1, window = \"1s\" }]", "unknown algorithm"),
-            ("[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"fixed_window\", limit = 1, window = \"1s\", burst = 2 }]", "burst applies"),
-            ("[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"10x\" }]", "invalid window"),
+            (
+                "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"nope\", limit = 1, window = \"1s\" }]",
+                "unknown algorithm",
+            ),
+            (
+                "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"fixed_window\", limit = 1, window = \"1s\", burst = 2 }]",
+                "burst applies",
+            ),
+            (
+                "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"10x\" }]",
+                "invalid window",
+            ),
             ("max_clients = 0", "at least 1"),
         ];
         for (text, why) in bad {
@@ -326,7 +355,12 @@ mod tests {
             config: Some(dir.join("missing.toml")),
             ..Cli::default()
         };
-        assert!(Config::load(&missing).unwrap_err().to_string().contains("missing.toml"));
+        assert!(
+            Config::load(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("missing.toml")
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -49,7 +49,10 @@ pub struct Limits {
 
 /// Takes one request off the front of `buf`: `Ok(None)` if it is not all
 /// there yet, an empty vector for an empty request.
-pub fn next_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+pub fn next_request(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     if buf.is_empty() {
         return Ok(None);
     }
@@ -111,7 +114,10 @@ fn multibulk_extent(buf: &[u8], max_arg: usize) -> Result<Option<usize>, Protoco
             return Ok(None);
         };
         if kind != b'$' {
-            return Err(protocol_error(format!("expected '$', got '{}'", char::from(kind).escape_default())));
+            return Err(protocol_error(format!(
+                "expected '$', got '{}'",
+                char::from(kind).escape_default()
+            )));
         }
         let Some((len, body)) = header_int(buf, pos + 1, "bulk")? else {
             return Ok(None);
@@ -192,8 +198,12 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     let e = line[i];
                     let hex = |b: u8| char::from(b).to_digit(16);
                     match e {
-                        b'x' if i + 2 < line.len() && hex(line[i + 1]).is_some() && hex(line[i + 2]).is_some() => {
-                            let v = hex(line[i + 1]).unwrap_or(0) * 16 + hex(line[i + 2]).unwrap_or(0);
+                        b'x' if i + 2 < line.len()
+                            && hex(line[i + 1]).is_some()
+                            && hex(line[i + 2]).is_some() =>
+                        {
+                            let v =
+                                hex(line[i + 1]).unwrap_or(0) * 16 + hex(line[i + 2]).unwrap_or(0);
                             arg.push(v as u8);
                             i += 2;
                         }
@@ -237,7 +247,9 @@ fn to_resp2(reply: Reply) -> Resp2 {
         Reply::Int(i) => Resp2::Integer(i),
         Reply::Bulk(b) => Resp2::BulkString(b),
         Reply::Null => Resp2::Null,
-        Reply::Array(items) | Reply::Set(items) => Resp2::Array(items.into_iter().map(to_resp2).collect()),
+        Reply::Array(items) | Reply::Set(items) => {
+            Resp2::Array(items.into_iter().map(to_resp2).collect())
+        }
         Reply::Map(pairs) => Resp2::Array(
             pairs
                 .into_iter()
@@ -455,7 +467,10 @@ mod tests {
             assert_eq!(take(&full[..cut]), Ok(None), "cut at {cut}");
         }
         let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI"[..]);
-        assert_eq!(next_request(&mut buf, &LIMITS).unwrap().unwrap(), vec![Bytes::from("PING")]);
+        assert_eq!(
+            next_request(&mut buf, &LIMITS).unwrap().unwrap(),
+            vec![Bytes::from("PING")]
+        );
         assert_eq!(&buf[..], b"*1\r\n$4\r\nPI");
     }
 
@@ -480,10 +495,21 @@ mod tests {
 
     #[test]
     fn inline_requests_split_like_redis() {
-        assert_eq!(take(b"PING\r\n").unwrap().unwrap(), vec![Bytes::from("PING")]);
+        assert_eq!(
+            take(b"PING\r\n").unwrap().unwrap(),
+            vec![Bytes::from("PING")]
+        );
         assert_eq!(take(b"PING").unwrap(), None);
         let args = split_args(br#"set "a b" 'c\'d' "\x41\n""#).unwrap();
-        assert_eq!(args, vec![b"set".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"A\n".to_vec()]);
+        assert_eq!(
+            args,
+            vec![
+                b"set".to_vec(),
+                b"a b".to_vec(),
+                b"c'd".to_vec(),
+                b"A\n".to_vec()
+            ]
+        );
         assert!(split_args(br#"echo "open"#).is_none());
         assert!(split_args(br#"echo "a"b"#).is_none());
         assert_eq!(take(b"\r\n").unwrap().unwrap(), Vec::<Bytes>::new());

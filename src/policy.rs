@@ -153,10 +153,18 @@ fn most_restrictive(a: Decision, b: Decision) -> Decision {
         (true, false) => b,
         (false, true) => a,
         (false, false) => {
-            if retry_rank(b.retry) > retry_rank(a.retry) { b } else { a }
+            if retry_rank(b.retry) > retry_rank(a.retry) {
+                b
+            } else {
+                a
+            }
         }
         (true, true) => {
-            if b.remaining < a.remaining { b } else { a }
+            if b.remaining < a.remaining {
+                b
+            } else {
+                a
+            }
         }
     }
 }
@@ -202,8 +210,17 @@ mod tests {
     #[test]
     fn config_policies_are_read_only() {
         let p = Policies::default();
-        p.set(Policy { name: "api".into(), rules: rules(), from_config: true }).unwrap();
-        let run_time = Policy { name: "api".into(), rules: rules(), from_config: false };
+        p.set(Policy {
+            name: "api".into(),
+            rules: rules(),
+            from_config: true,
+        })
+        .unwrap();
+        let run_time = Policy {
+            name: "api".into(),
+            rules: rules(),
+            from_config: false,
+        };
         assert_eq!(p.set(run_time), Err(PolicyError::FromConfig("api".into())));
         assert!(p.delete("api").is_err());
         assert_eq!(p.delete("nope"), Ok(false));

@@ -130,14 +130,26 @@ impl Store {
         self.update(key, params, now, |state| {
             let decision = state.check(params, now, request);
             if !(decision.allowed && request.commit && request.cost > 0) {
-                return (Checked { decision, leaky_end: None }, None);
+                return (
+                    Checked {
+                        decision,
+                        leaky_end: None,
+                    },
+                    None,
+                );
             }
             let leaky_end = match state {
                 State::LeakyBucket(lb) => Some(lb.next),
                 _ => None,
             };
             let fresh_at = now.saturating_add(decision.reset_after);
-            (Checked { decision, leaky_end }, Some(fresh_at))
+            (
+                Checked {
+                    decision,
+                    leaky_end,
+                },
+                Some(fresh_at),
+            )
         })
     }
 
@@ -153,7 +165,11 @@ impl Store {
     ) -> Result<T, WrongType> {
         with_map_key(Scope::Inline, key, |map_key| {
             let apply = |entry: &mut Entry| -> Result<T, WrongType> {
-                let Slot::Inline { params: held, state } = &mut entry.slot else {
+                let Slot::Inline {
+                    params: held,
+                    state,
+                } = &mut entry.slot
+                else {
                     unreachable!("inline map keys hold inline slots");
                 };
                 if state.algorithm() != params.algorithm {
@@ -184,7 +200,13 @@ impl Store {
     }
 
     /// Checks `key` under every rule of `policy`, all or nothing.
-    pub fn check_policy(&self, policy: &Policy, key: &[u8], now: u64, request: Request) -> Decision {
+    pub fn check_policy(
+        &self,
+        policy: &Policy,
+        key: &[u8],
+        now: u64,
+        request: Request,
+    ) -> Decision {
         let rules = &policy.rules;
         with_map_key(Scope::Policy(&policy.name), key, |map_key| {
             let step = |entry: &mut Entry| -> Result<Decision, WrongType> {
@@ -277,7 +299,13 @@ impl Store {
     }
 
     /// The state of (`scope`, `key`) as `LIMIT.INFO` shows it; `None` when fresh.
-    pub fn inspect(&self, scope: Scope<'_>, key: &[u8], policy: Option<&Policy>, now: u64) -> Option<Snapshot> {
+    pub fn inspect(
+        &self,
+        scope: Scope<'_>,
+        key: &[u8],
+        policy: Option<&Policy>,
+        now: u64,
+    ) -> Option<Snapshot> {
         with_map_key(scope, key, |map_key| {
             let entry = self.map.get(map_key)?;
             if entry.fresh_at <= now {
@@ -331,7 +359,10 @@ impl Store {
         let mut counts = [0; 6];
         for entry in self.map.iter() {
             let mut add = |s: &State| {
-                let i = Algorithm::ALL.iter().position(|a| *a == s.algorithm()).unwrap_or(0);
+                let i = Algorithm::ALL
+                    .iter()
+                    .position(|a| *a == s.algorithm())
+                    .unwrap_or(0);
                 counts[i] += 1;
             };
             match &entry.slot {
@@ -379,7 +410,11 @@ mod tests {
     fn fresh_states_are_not_stored() {
         let store = Store::new();
         let p = Params::new(Algorithm::TokenBucket, 10, SECOND);
-        let dry = Request { cost: 1, commit: false, max_wait: None };
+        let dry = Request {
+            cost: 1,
+            commit: false,
+            max_wait: None,
+        };
         store.check(b"k", &p, 0, dry).unwrap();
         store.check(b"k", &p, 0, Request::take(0)).unwrap();
         assert_eq!(store.len(), 0);
@@ -398,8 +433,14 @@ mod tests {
         store.check(b"k", &tb, 0, Request::take(1)).unwrap();
         let gcra = Params::new(Algorithm::Gcra, 1, SECOND);
         let err = store.check(b"k", &gcra, 0, Request::take(1)).unwrap_err();
-        assert_eq!(err.to_string(), "key 'k' holds token_bucket state, not gcra");
-        let d = store.check(b"k", &tb, 0, Request::take(1)).unwrap().decision;
+        assert_eq!(
+            err.to_string(),
+            "key 'k' holds token_bucket state, not gcra"
+        );
+        let d = store
+            .check(b"k", &tb, 0, Request::take(1))
+            .unwrap()
+            .decision;
         assert_eq!(d.retry, Retry::After(SECOND));
     }
 
@@ -407,8 +448,26 @@ mod tests {
     fn stale_entries_restart_fresh_on_access() {
         let store = Store::new();
         let p = Params::new(Algorithm::FixedWindow, 1, SECOND);
-        assert!(store.check(b"k", &p, 0, Request::take(1)).unwrap().decision.allowed);
-        assert!(!store.check(b"k", &p, 1, Request::take(1)).unwrap().decision.allowed);
-        assert!(store.check(b"k", &p, SECOND, Request::take(1)).unwrap().decision.allowed);
+        assert!(
+            store
+                .check(b"k", &p, 0, Request::take(1))
+                .unwrap()
+                .decision
+                .allowed
+        );
+        assert!(
+            !store
+                .check(b"k", &p, 1, Request::take(1))
+                .unwrap()
+                .decision
+                .allowed
+        );
+        assert!(
+            store
+                .check(b"k", &p, SECOND, Request::take(1))
+                .unwrap()
+                .decision
+                .allowed
+        );
     }
 }

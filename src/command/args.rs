@@ -20,7 +20,7 @@ impl<'a> Args<'a> {
     }
 
     /// The next argument, if any.
-    pub fn next(&mut self) -> Option<&'a Bytes> {
+    pub fn next_arg(&mut self) -> Option<&'a Bytes> {
         let item = self.items.get(self.pos)?;
         self.pos += 1;
         Some(item)
@@ -28,7 +28,7 @@ impl<'a> Args<'a> {
 
     /// The next argument, or a syntax error.
     pub fn required(&mut self) -> Result<&'a Bytes, CmdError> {
-        self.next().ok_or(CmdError::Syntax)
+        self.next_arg().ok_or(CmdError::Syntax)
     }
 
     /// The next argument as UTF-8 text.
@@ -102,7 +102,9 @@ pub fn parse_duration(name: &str, arg: &[u8]) -> Result<u64, CmdError> {
         _ => return Err(bad_form()),
     };
     // At most 366 days: anything longer than 20 digits is out of range anyway.
-    let value: Option<u64> = std::str::from_utf8(number).ok().and_then(|s| s.parse().ok());
+    let value: Option<u64> = std::str::from_utf8(number)
+        .ok()
+        .and_then(|s| s.parse().ok());
     let ns = value
         .and_then(|v| v.checked_mul(unit_ms))
         .and_then(|ms| ms.checked_mul(NANOS_PER_MS))
@@ -131,7 +133,9 @@ mod tests {
         for bad in ["1.5s", "-1s", "10x", "", "s", " 1s", "1S"] {
             assert_eq!(
                 ms(bad).unwrap_err().to_string(),
-                format!("ERR invalid window '{bad}': expected an integer with optional ms|s|m|h|d suffix")
+                format!(
+                    "ERR invalid window '{bad}': expected an integer with optional ms|s|m|h|d suffix"
+                )
             );
         }
         for out in ["0", "0ms", "367d", "99999999999999999999999"] {
@@ -147,7 +151,15 @@ mod tests {
         assert_eq!(parse_count("limit", b"1", 1), Ok(1));
         assert_eq!(parse_count("limit", b"1000000000000", 1), Ok(MAX_COUNT));
         assert_eq!(parse_count("cost", b"0", 0), Ok(0));
-        for bad in ["0", "-1", "1000000000001", "abc", "1e3", "+5", "18446744073709551616"] {
+        for bad in [
+            "0",
+            "-1",
+            "1000000000001",
+            "abc",
+            "1e3",
+            "+5",
+            "18446744073709551616",
+        ] {
             assert!(parse_count("limit", bad.as_bytes(), 1).is_err(), "{bad}");
         }
         assert_eq!(
@@ -161,7 +173,11 @@ mod tests {
         assert_eq!(parse_i64(b"-12"), Ok(-12));
         assert_eq!(parse_i64(b"0"), Ok(0));
         for bad in ["", " 1", "1 ", "+1", "01", "9223372036854775808", "-0"] {
-            assert_eq!(parse_i64(bad.as_bytes()), Err(CmdError::NotInteger), "{bad}");
+            assert_eq!(
+                parse_i64(bad.as_bytes()),
+                Err(CmdError::NotInteger),
+                "{bad}"
+            );
         }
     }
 }

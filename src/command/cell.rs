@@ -65,11 +65,10 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> 
         };
         let tat = (gcra.tat.ns > now).then_some(gcra.tat.ns);
         let (reply, new_tat) = cell::throttle(tat, now, max_burst, interval, quantity);
-        let changed = new_tat.filter(|&t| t > now).map(|t| {
+        let changed = new_tat.filter(|&t| t > now).inspect(|&t| {
             *gcra = Gcra {
                 tat: ScaledTime { ns: t, frac: 0 },
             };
-            t
         });
         (reply, changed)
     })?;

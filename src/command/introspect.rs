@@ -13,7 +13,11 @@ use crate::error::{CmdError, printable};
 use crate::reply::Reply;
 
 fn info_of(c: &CommandSpec) -> Reply {
-    let acl = if c.has_flag("fast") { vec![Reply::Simple("@fast")] } else { Vec::new() };
+    let acl = if c.has_flag("fast") {
+        vec![Reply::Simple("@fast")]
+    } else {
+        Vec::new()
+    };
     Reply::Array(vec![
         Reply::text(c.name),
         Reply::Int(i64::from(c.arity)),

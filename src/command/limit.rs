@@ -19,9 +19,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use super::args::{Args, is, parse_count, parse_duration};
 use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
-use crate::limiter::{
-    Algorithm, Decision, MAX_BUCKETS, Params, Request, Retry, ScaledTime, State,
-};
+use crate::limiter::{Algorithm, Decision, MAX_BUCKETS, Params, Request, Retry, ScaledTime, State};
 use crate::metrics::{self, Metrics};
 use crate::policy::Policy;
 use crate::reply::Reply;
@@ -123,7 +121,7 @@ fn parse_check(shared: &Shared, argv: &[Bytes]) -> Result<CheckCmd, CmdError> {
         Some(_) => None,
     };
     let (mut burst, mut buckets, mut cost, mut dry_run, mut wait) = (None, None, None, false, None);
-    while let Some(word) = args.next() {
+    while let Some(word) = args.next_arg() {
         if is(word, "DRYRUN") {
             if dry_run {
                 return Err(CmdError::Syntax);
@@ -161,10 +159,9 @@ fn parse_check(shared: &Shared, argv: &[Bytes]) -> Result<CheckCmd, CmdError> {
 }
 
 fn find_policy(shared: &Shared, name: &str) -> Result<Arc<Policy>, CmdError> {
-    shared
-        .policies
-        .get(name)
-        .ok_or_else(|| CmdError::invalid(format!("unknown policy '{}'", printable(name.as_bytes()))))
+    shared.policies.get(name).ok_or_else(|| {
+        CmdError::invalid(format!("unknown policy '{}'", printable(name.as_bytes())))
+    })
 }
 
 /// One check against the store, counted in the metrics.
@@ -178,7 +175,11 @@ fn run_check(
     let (decision, leaky_end, slot) = match target {
         Target::Inline(params) => {
             let checked = shared.store.check(key, params, now, request)?;
-            (checked.decision, checked.leaky_end, Metrics::slot(params.algorithm))
+            (
+                checked.decision,
+                checked.leaky_end,
+                Metrics::slot(params.algorithm),
+            )
         }
         Target::Policy(policy) => {
             let d = shared.store.check_policy(policy, key, now, request);
@@ -192,7 +193,8 @@ fn run_check(
 /// `LIMIT.CHECK`.
 pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
     let cmd = parse_check(ctx.shared, argv)?;
-    let leaky_inline = matches!(&cmd.target, Target::Inline(p) if p.algorithm == Algorithm::LeakyBucket);
+    let leaky_inline =
+        matches!(&cmd.target, Target::Inline(p) if p.algorithm == Algorithm::LeakyBucket);
     let request = Request {
         cost: cmd.cost,
         commit: !cmd.dry_run,
@@ -213,7 +215,9 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
         && shared.waits.has_waiters(&queue_key())
     {
         // Others are already waiting on this key: take a place behind them.
-        return Ok(Outcome::Later(Box::pin(wait_in_queue(shared, cmd, request, wait))));
+        return Ok(Outcome::Later(Box::pin(wait_in_queue(
+            shared, cmd, request, wait,
+        ))));
     }
     let (decision, leaky_end) = run_check(&shared, &cmd.target, &cmd.key, request)?;
     if decision.allowed {
@@ -239,9 +243,9 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
         })));
     }
     match (cmd.wait, decision.retry) {
-        (Some(wait), Retry::After(ns)) if waits && ns <= wait => {
-            Ok(Outcome::Later(Box::pin(wait_in_queue(shared, cmd, request, wait))))
-        }
+        (Some(wait), Retry::After(ns)) if waits && ns <= wait => Ok(Outcome::Later(Box::pin(
+            wait_in_queue(shared, cmd, request, wait),
+        ))),
         _ => Ok(Reply::decision(decision.fields()).into()),
     }
 }
@@ -322,7 +326,7 @@ async fn wait_in_queue(shared: Arc<Shared>, cmd: CheckCmd, request: Request, wai
 
 /// The optional `POLICY name` of `LIMIT.INFO` and `LIMIT.RESET`.
 fn optional_policy(shared: &Shared, args: &mut Args<'_>) -> Result<Option<Arc<Policy>>, CmdError> {
-    match args.next() {
+    match args.next_arg() {
         None => Ok(None),
         Some(word) if is(word, "POLICY") => {
             let name = args.text()?;
@@ -338,7 +342,10 @@ fn rule_fields(p: &Params) -> Vec<(&'static str, Reply)> {
     let mut fields = vec![
         ("algorithm", Reply::text(p.algorithm.name())),
         ("limit", Reply::Int(to_i64(p.limit))),
-        ("window_ms", Reply::Int(to_i64(p.window / crate::clock::NANOS_PER_MS))),
+        (
+            "window_ms",
+            Reply::Int(to_i64(p.window / crate::clock::NANOS_PER_MS)),
+        ),
         ("burst", Reply::Int(to_i64(p.capacity()))),
     ];
     if p.algorithm.uses_buckets() {
@@ -377,7 +384,10 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
             let d = state.check(&params, now, look);
             let mut fields = rule_fields(&params);
             fields.push(("remaining", Reply::Int(to_i64(d.remaining))));
-            fields.push(("reset_after_ms", Reply::Int(crate::limiter::ns_to_ms_ceil(d.reset_after))));
+            fields.push((
+                "reset_after_ms",
+                Reply::Int(crate::limiter::ns_to_ms_ceil(d.reset_after)),
+            ));
             if params.algorithm == Algorithm::LeakyBucket {
                 fields.push(("queued", Reply::Int(to_i64(state.queued(&params, now)))));
             }
@@ -404,13 +414,13 @@ pub fn reset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
 /// until the arguments run out.
 fn parse_rules(args: &mut Args<'_>) -> Result<Vec<Params>, CmdError> {
     let mut rules = Vec::new();
-    let mut pending: Option<&Bytes> = args.next();
+    let mut pending: Option<&Bytes> = args.next_arg();
     while let Some(word) = pending.take() {
         let algorithm = parse_algorithm(word)?;
         let limit = parse_count("limit", args.required()?, 1)?;
         let window = parse_duration("window", args.required()?)?;
         let (mut burst, mut buckets) = (None, None);
-        while let Some(next) = args.next() {
+        while let Some(next) = args.next_arg() {
             if is(next, "BURST") {
                 set_once(&mut burst, parse_count("burst", args.required()?, 1)?)?;
             } else if is(next, "BUCKETS") {
@@ -427,9 +437,7 @@ fn parse_rules(args: &mut Args<'_>) -> Result<Vec<Params>, CmdError> {
 
 /// Checks a policy name: printable text without spaces, at most 128 bytes.
 pub fn valid_policy_name(name: &str) -> Result<(), CmdError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_graphic());
+    let ok = !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_graphic());
     if ok {
         Ok(())
     } else {
@@ -446,7 +454,11 @@ pub fn policy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
     let sub = &argv[1];
     let mut args = Args::new(&argv[2..]);
     let arity = |n: usize, exact: bool| {
-        let ok = if exact { argv.len() == n } else { argv.len() >= n };
+        let ok = if exact {
+            argv.len() == n
+        } else {
+            argv.len() >= n
+        };
         if ok {
             Ok(())
         } else {

@@ -101,7 +101,11 @@ impl CommandSpec {
     fn arity_ok(&self, argc: usize) -> bool {
         let argc = i64::try_from(argc).unwrap_or(i64::MAX);
         let arity = i64::from(self.arity);
-        if arity >= 0 { argc == arity } else { argc >= -arity }
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
     }
 }
 
@@ -125,58 +129,266 @@ macro_rules! command {
 
 /// Every command the server answers. `COMMAND` reads this same table.
 pub static COMMANDS: &[CommandSpec] = &[
-    command!("limit.check", -4, ["write", "fast"], (1, 1, 1), "tollgate", "0.1.0",
-        "Checks and, when allowed, consumes units of a key's rate limit.", limit::check),
-    command!("limit.info", -2, ["readonly", "fast"], (1, 1, 1), "tollgate", "0.1.0",
-        "Shows the state of a key's rate limit, one map per rule.", limit::info),
-    command!("limit.reset", -2, ["write", "fast"], (1, 1, 1), "tollgate", "0.1.0",
-        "Drops the state of a key's rate limit.", limit::reset),
-    command!("limit.policy", -2, ["admin"], (0, 0, 0), "tollgate", "0.1.0",
-        "Sets, gets, deletes and lists named policies.", limit::policy),
-    command!("cl.throttle", -5, ["write", "fast"], (1, 1, 1), "tollgate", "0.1.0",
-        "GCRA rate limiting, answering exactly as redis-cell's CL.THROTTLE.", cell::throttle),
-    command!("ping", -1, ["fast", "stale"], (0, 0, 0), "connection", "1.0.0",
-        "Returns the server's liveliness response.", server::ping),
-    command!("echo", 2, ["fast"], (0, 0, 0), "connection", "1.0.0",
-        "Returns the given string.", server::echo),
-    command!("hello", -1, ["no-auth", "fast"], (0, 0, 0), "connection", "6.0.0",
-        "Handshakes with the server: protocol version, authentication, name.", session::hello),
-    command!("auth", -2, ["no-auth", "fast"], (0, 0, 0), "connection", "1.0.0",
-        "Authenticates the connection.", session::auth),
-    command!("quit", -1, ["no-auth", "fast"], (0, 0, 0), "connection", "1.0.0",
-        "Closes the connection.", session::quit),
-    command!("reset", 1, ["no-auth", "fast"], (0, 0, 0), "connection", "6.2.0",
-        "Resets the connection.", session::reset),
-    command!("select", 2, ["fast"], (0, 0, 0), "connection", "1.0.0",
-        "Changes the selected database (only 0 exists).", session::select),
-    command!("client", -2, ["admin"], (0, 0, 0), "connection", "2.4.0",
-        "A container for client connection commands.", session::client),
-    command!("multi", 1, ["fast"], (0, 0, 0), "transactions", "1.2.0",
-        "Starts a transaction.", session::multi),
-    command!("exec", 1, [], (0, 0, 0), "transactions", "1.2.0",
-        "Runs all commands in a transaction.", session::exec),
-    command!("discard", 1, ["fast"], (0, 0, 0), "transactions", "2.0.0",
-        "Discards a transaction.", session::discard),
-    command!("command", -1, ["stale"], (0, 0, 0), "server", "2.8.13",
-        "Returns detailed information about all commands.", introspect::command),
-    command!("info", -1, ["stale"], (0, 0, 0), "server", "1.0.0",
-        "Returns information and statistics about the server.", server::info),
-    command!("config", -2, ["admin"], (0, 0, 0), "server", "2.0.0",
-        "A container for server configuration commands.", server::config),
-    command!("dbsize", 1, ["readonly", "fast"], (0, 0, 0), "server", "1.0.0",
-        "Returns the number of live limiter states.", server::dbsize),
-    command!("flushall", -1, ["write"], (0, 0, 0), "server", "1.0.0",
-        "Drops all limiter states; keeps policies.", server::flushall),
-    command!("time", 1, ["fast"], (0, 0, 0), "server", "2.6.0",
-        "Returns the server time.", server::time),
-    command!("save", 1, ["admin"], (0, 0, 0), "server", "1.0.0",
-        "Writes a snapshot to disk synchronously.", server::save),
-    command!("bgsave", -1, ["admin"], (0, 0, 0), "server", "1.0.0",
-        "Writes a snapshot to disk in the background.", server::bgsave),
-    command!("lastsave", 1, ["fast"], (0, 0, 0), "server", "1.0.0",
-        "Returns the Unix time of the last good snapshot.", server::lastsave),
-    command!("shutdown", -1, ["admin"], (0, 0, 0), "server", "1.0.0",
-        "Stops the server.", server::shutdown),
+    command!(
+        "limit.check",
+        -4,
+        ["write", "fast"],
+        (1, 1, 1),
+        "tollgate",
+        "0.1.0",
+        "Checks and, when allowed, consumes units of a key's rate limit.",
+        limit::check
+    ),
+    command!(
+        "limit.info",
+        -2,
+        ["readonly", "fast"],
+        (1, 1, 1),
+        "tollgate",
+        "0.1.0",
+        "Shows the state of a key's rate limit, one map per rule.",
+        limit::info
+    ),
+    command!(
+        "limit.reset",
+        -2,
+        ["write", "fast"],
+        (1, 1, 1),
+        "tollgate",
+        "0.1.0",
+        "Drops the state of a key's rate limit.",
+        limit::reset
+    ),
+    command!(
+        "limit.policy",
+        -2,
+        ["admin"],
+        (0, 0, 0),
+        "tollgate",
+        "0.1.0",
+        "Sets, gets, deletes and lists named policies.",
+        limit::policy
+    ),
+    command!(
+        "cl.throttle",
+        -5,
+        ["write", "fast"],
+        (1, 1, 1),
+        "tollgate",
+        "0.1.0",
+        "GCRA rate limiting, answering exactly as redis-cell's CL.THROTTLE.",
+        cell::throttle
+    ),
+    command!(
+        "ping",
+        -1,
+        ["fast", "stale"],
+        (0, 0, 0),
+        "connection",
+        "1.0.0",
+        "Returns the server's liveliness response.",
+        server::ping
+    ),
+    command!(
+        "echo",
+        2,
+        ["fast"],
+        (0, 0, 0),
+        "connection",
+        "1.0.0",
+        "Returns the given string.",
+        server::echo
+    ),
+    command!(
+        "hello",
+        -1,
+        ["no-auth", "fast"],
+        (0, 0, 0),
+        "connection",
+        "6.0.0",
+        "Handshakes with the server: protocol version, authentication, name.",
+        session::hello
+    ),
+    command!(
+        "auth",
+        -2,
+        ["no-auth", "fast"],
+        (0, 0, 0),
+        "connection",
+        "1.0.0",
+        "Authenticates the connection.",
+        session::auth
+    ),
+    command!(
+        "quit",
+        -1,
+        ["no-auth", "fast"],
+        (0, 0, 0),
+        "connection",
+        "1.0.0",
+        "Closes the connection.",
+        session::quit
+    ),
+    command!(
+        "reset",
+        1,
+        ["no-auth", "fast"],
+        (0, 0, 0),
+        "connection",
+        "6.2.0",
+        "Resets the connection.",
+        session::reset
+    ),
+    command!(
+        "select",
+        2,
+        ["fast"],
+        (0, 0, 0),
+        "connection",
+        "1.0.0",
+        "Changes the selected database (only 0 exists).",
+        session::select
+    ),
+    command!(
+        "client",
+        -2,
+        ["admin"],
+        (0, 0, 0),
+        "connection",
+        "2.4.0",
+        "A container for client connection commands.",
+        session::client
+    ),
+    command!(
+        "multi",
+        1,
+        ["fast"],
+        (0, 0, 0),
+        "transactions",
+        "1.2.0",
+        "Starts a transaction.",
+        session::multi
+    ),
+    command!(
+        "exec",
+        1,
+        [],
+        (0, 0, 0),
+        "transactions",
+        "1.2.0",
+        "Runs all commands in a transaction.",
+        session::exec
+    ),
+    command!(
+        "discard",
+        1,
+        ["fast"],
+        (0, 0, 0),
+        "transactions",
+        "2.0.0",
+        "Discards a transaction.",
+        session::discard
+    ),
+    command!(
+        "command",
+        -1,
+        ["stale"],
+        (0, 0, 0),
+        "server",
+        "2.8.13",
+        "Returns detailed information about all commands.",
+        introspect::command
+    ),
+    command!(
+        "info",
+        -1,
+        ["stale"],
+        (0, 0, 0),
+        "server",
+        "1.0.0",
+        "Returns information and statistics about the server.",
+        server::info
+    ),
+    command!(
+        "config",
+        -2,
+        ["admin"],
+        (0, 0, 0),
+        "server",
+        "2.0.0",
+        "A container for server configuration commands.",
+        server::config
+    ),
+    command!(
+        "dbsize",
+        1,
+        ["readonly", "fast"],
+        (0, 0, 0),
+        "server",
+        "1.0.0",
+        "Returns the number of live limiter states.",
+        server::dbsize
+    ),
+    command!(
+        "flushall",
+        -1,
+        ["write"],
+        (0, 0, 0),
+        "server",
+        "1.0.0",
+        "Drops all limiter states; keeps policies.",
+        server::flushall
+    ),
+    command!(
+        "time",
+        1,
+        ["fast"],
+        (0, 0, 0),
+        "server",
+        "2.6.0",
+        "Returns the server time.",
+        server::time
+    ),
+    command!(
+        "save",
+        1,
+        ["admin"],
+        (0, 0, 0),
+        "server",
+        "1.0.0",
+        "Writes a snapshot to disk synchronously.",
+        server::save
+    ),
+    command!(
+        "bgsave",
+        -1,
+        ["admin"],
+        (0, 0, 0),
+        "server",
+        "1.0.0",
+        "Writes a snapshot to disk in the background.",
+        server::bgsave
+    ),
+    command!(
+        "lastsave",
+        1,
+        ["fast"],
+        (0, 0, 0),
+        "server",
+        "1.0.0",
+        "Returns the Unix time of the last good snapshot.",
+        server::lastsave
+    ),
+    command!(
+        "shutdown",
+        -1,
+        ["admin"],
+        (0, 0, 0),
+        "server",
+        "1.0.0",
+        "Stops the server.",
+        server::shutdown
+    ),
 ];
 
 /// The table by name.
@@ -208,7 +420,10 @@ pub fn dispatch(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
 }
 
 fn dispatch_inner(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdError> {
-    ctx.shared.metrics.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.shared
+        .metrics
+        .commands
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Some(spec) = lookup(&argv[0]) else {
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
         return Err(CmdError::unknown_command(&argv[0], &argv[1..]));

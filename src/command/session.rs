@@ -50,7 +50,7 @@ pub fn auth(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
 pub fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
     let mut args = Args::new(&argv[1..]);
     let mut protocol = ctx.session.protocol;
-    if let Some(ver) = args.next() {
+    if let Some(ver) = args.next_arg() {
         let ver = parse_i64(ver).map_err(|_| {
             CmdError::Line("ERR Protocol version is not an integer or out of range".into())
         })?;
@@ -62,7 +62,7 @@ pub fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
     }
     let mut name = None;
     let mut credentials = None;
-    while let Some(word) = args.next() {
+    while let Some(word) = args.next_arg() {
         if is(word, "AUTH") {
             let user = args.required()?;
             let pass = args.required()?;

@@ -52,7 +52,11 @@ pub fn throttle(
     let tolerance = interval * (i128::from(max_burst) + 1);
     let increment = interval * i128::from(quantity);
     let tat = tat.map_or(now_i, i128::from);
-    let new_tat = if now_i > tat { now_i + increment } else { tat + increment };
+    let new_tat = if now_i > tat {
+        now_i + increment
+    } else {
+        tat + increment
+    };
     let diff = now_i - (new_tat - tolerance);
 
     let (limited, retry_after, ttl, stored) = if diff < 0 {
@@ -110,7 +114,10 @@ mod tests {
         let interval = emission_interval(1, 1);
         let start = 1_000 * S;
         let (r, _) = throttle(None, start, 4, interval, 6);
-        assert_eq!((r.limited, r.remaining, r.retry_after, r.reset_after), (true, 5, -1, 0));
+        assert_eq!(
+            (r.limited, r.remaining, r.retry_after, r.reset_after),
+            (true, 5, -1, 0)
+        );
         let mut tat = None;
         for left in [4, 3, 2, 1, 0] {
             let (r, t) = throttle(tat, start, 4, interval, 1);
@@ -119,7 +126,10 @@ mod tests {
             tat = t;
         }
         let (r, _) = throttle(tat, start, 4, interval, 1);
-        assert_eq!((r.limited, r.remaining, r.retry_after, r.reset_after), (true, 0, 1, 5));
+        assert_eq!(
+            (r.limited, r.remaining, r.retry_after, r.reset_after),
+            (true, 0, 1, 5)
+        );
         let (r, tat) = throttle(tat, start + 3_000_000_000, 4, interval, 1);
         assert_eq!((r.limited, r.remaining, r.reset_after), (false, 2, 3));
         let (r, _) = throttle(tat, start + 3_100_000_000, 4, interval, 1);
@@ -130,7 +140,13 @@ mod tests {
     #[test]
     fn absurd_numbers_do_not_overflow() {
         let interval = emission_interval(1, 366 * 86_400);
-        let (r, _) = throttle(Some(u64::MAX), u64::MAX, 1_000_000_000_000, interval, 1_000_000_000_000);
+        let (r, _) = throttle(
+            Some(u64::MAX),
+            u64::MAX,
+            1_000_000_000_000,
+            interval,
+            1_000_000_000_000,
+        );
         assert_eq!(r.limit, 1_000_000_000_001);
         assert!(emission_interval(1_000_000_000_000, 1) == 0);
     }

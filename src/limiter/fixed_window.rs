@@ -23,7 +23,10 @@ impl FixedWindow {
         let after = count.saturating_add(request.cost);
         if after <= p.limit {
             if request.commit && request.cost > 0 {
-                *self = FixedWindow { start, count: after };
+                *self = FixedWindow {
+                    start,
+                    count: after,
+                };
             }
             return Decision {
                 allowed: true,
@@ -60,7 +63,10 @@ mod tests {
         let mut s = State::fresh(&p, now);
         assert!(take(&mut s, &p, now, 1).allowed);
         let d = take(&mut s, &p, now, 1);
-        assert_eq!((d.allowed, d.remaining, d.reset_after), (true, 0, 15 * SECOND));
+        assert_eq!(
+            (d.allowed, d.remaining, d.reset_after),
+            (true, 0, 15 * SECOND)
+        );
         let d = take(&mut s, &p, now, 1);
         assert_eq!(d.retry, Retry::After(15 * SECOND));
         assert!(!take(&mut s, &p, T0 + 60 * SECOND - 1, 1).allowed);

@@ -83,7 +83,15 @@ mod tests {
     fn fresh_key_reports_full_capacity() {
         let p = params(Algorithm::Gcra, 10, SECOND);
         let mut s = State::fresh(&p, T0);
-        let d = s.check(&p, T0, super::Request { cost: 0, commit: true, max_wait: None });
+        let d = s.check(
+            &p,
+            T0,
+            super::Request {
+                cost: 0,
+                commit: true,
+                max_wait: None,
+            },
+        );
         assert!(d.allowed);
         assert_eq!(d.remaining, 10);
         assert_eq!(d.reset_after, 0);

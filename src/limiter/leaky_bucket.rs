@@ -52,7 +52,11 @@ impl LeakyBucket {
                 remaining: p.burst - level - cost,
                 retry: Retry::After(0),
                 reset_after: to_ns(after),
-                delay: if cost > 0 && request.commit { to_ns(backlog) } else { 0 },
+                delay: if cost > 0 && request.commit {
+                    to_ns(backlog)
+                } else {
+                    0
+                },
             };
         }
         let remaining = p.burst.saturating_sub(level);
@@ -117,7 +121,11 @@ mod tests {
         let mut s = State::fresh(&p, T0);
         take(&mut s, &p, T0, 1);
         take(&mut s, &p, T0, 1);
-        let capped = Request { cost: 1, commit: true, max_wait: Some(100_000_000) };
+        let capped = Request {
+            cost: 1,
+            commit: true,
+            max_wait: Some(100_000_000),
+        };
         let d = s.check(&p, T0, capped);
         assert!(!d.allowed);
         // The turn is 500 ms away; it comes within 100 ms after 400 ms.

@@ -220,7 +220,9 @@ impl State {
     /// The state of a key never seen (or back to fresh) under `params`.
     pub fn fresh(params: &Params, now: u64) -> State {
         match params.algorithm {
-            Algorithm::TokenBucket => State::TokenBucket(token_bucket::TokenBucket::new(params, now)),
+            Algorithm::TokenBucket => {
+                State::TokenBucket(token_bucket::TokenBucket::new(params, now))
+            }
             Algorithm::LeakyBucket => State::LeakyBucket(leaky_bucket::LeakyBucket::default()),
             Algorithm::FixedWindow => State::FixedWindow(fixed_window::FixedWindow::default()),
             Algorithm::SlidingLog => State::SlidingLog(Box::default()),
@@ -357,7 +359,10 @@ mod tests {
     fn algorithm_names_round_trip_case_insensitively() {
         for a in Algorithm::ALL {
             assert_eq!(Algorithm::parse(a.name().as_bytes()), Some(a));
-            assert_eq!(Algorithm::parse(a.name().to_uppercase().as_bytes()), Some(a));
+            assert_eq!(
+                Algorithm::parse(a.name().to_uppercase().as_bytes()),
+                Some(a)
+            );
         }
         assert_eq!(Algorithm::parse(b"token"), None);
     }
@@ -387,6 +392,10 @@ mod tests {
 
     #[test]
     fn state_stays_small() {
-        assert!(std::mem::size_of::<State>() <= 32, "{}", std::mem::size_of::<State>());
+        assert!(
+            std::mem::size_of::<State>() <= 32,
+            "{}",
+            std::mem::size_of::<State>()
+        );
     }
 }

@@ -110,7 +110,10 @@ impl SlidingWindow {
             allowed: false,
             limit: p.limit,
             remaining,
-            retry: Retry::After(self.retry_after(&grid, now, p.limit - cost).unwrap_or(reset)),
+            retry: Retry::After(
+                self.retry_after(&grid, now, p.limit - cost)
+                    .unwrap_or(reset),
+            ),
             reset_after: reset,
             delay: 0,
         }

@@ -35,8 +35,8 @@ impl TokenBucket {
         next.tokens = next.tokens.min(p.burst);
         next.progress = next.progress.min(p.window - 1);
         if now > next.last {
-            let units = u128::from(next.progress)
-                + u128::from(now - next.last) * u128::from(p.limit);
+            let units =
+                u128::from(next.progress) + u128::from(now - next.last) * u128::from(p.limit);
             let gained = units / u128::from(p.window);
             next.progress = (units % u128::from(p.window)) as u64;
             next.tokens = sat_u64(u128::from(next.tokens) + gained).min(p.burst);
@@ -53,8 +53,8 @@ impl TokenBucket {
         if self.tokens >= wanted {
             return 0;
         }
-        let units = u128::from(wanted - self.tokens) * u128::from(p.window)
-            - u128::from(self.progress);
+        let units =
+            u128::from(wanted - self.tokens) * u128::from(p.window) - u128::from(self.progress);
         sat_u64(ceil_div(units, u128::from(p.limit)))
     }
 
