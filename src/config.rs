@@ -292,6 +292,20 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_file_is_the_defaults() {
+        let shipped = Config::from_toml(include_str!("../config/tollgate.toml")).unwrap();
+        assert_eq!(shipped, Config::default());
+        let example = include_str!("../config/tollgate.toml")
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[policy]]"))
+            .map(|l| l.trim_start_matches("# "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let with_policy = Config::from_toml(&example).unwrap();
+        assert_eq!(with_policy.policies[0].name, "api");
+    }
+
+    #[test]
     fn file_policies_are_parsed_and_validated() {
         let c = Config::from_toml(
             r#"
