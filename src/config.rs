@@ -88,6 +88,8 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{message}")]
+    Flag { message: String },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,7 +142,8 @@ impl Config {
             config.data_dir = dir.clone();
         }
         if let Some(level) = &cli.log_level {
-            config.log_level = level.clone();
+            config.log_level =
+                valid_log_level(level).map_err(|message| ConfigError::Flag { message })?;
         }
         if let Some(pass) = &cli.requirepass {
             config.requirepass = Some(pass.clone()).filter(|p| !p.is_empty());
@@ -172,7 +175,9 @@ impl Config {
         c.bind = file.bind.unwrap_or(c.bind);
         c.port = file.port.unwrap_or(c.port);
         c.data_dir = file.data_dir.unwrap_or(c.data_dir);
-        c.log_level = file.log_level.unwrap_or(c.log_level);
+        if let Some(level) = file.log_level {
+            c.log_level = valid_log_level(&level)?;
+        }
         c.max_clients = positive("max_clients", file.max_clients, c.max_clients)?;
         c.max_arg_bytes = positive("max_arg_bytes", file.max_arg_bytes, c.max_arg_bytes)?;
         c.max_query_buffer_bytes = positive(
@@ -219,6 +224,17 @@ impl Config {
             ("appendonly", "no".into()),
             ("timeout", "0".into()),
         ]
+    }
+}
+
+/// A log level name, lower-cased.
+fn valid_log_level(level: &str) -> Result<String, String> {
+    let lower = level.to_ascii_lowercase();
+    match lower.as_str() {
+        "off" | "error" | "warn" | "info" | "debug" | "trace" => Ok(lower),
+        _ => Err(format!(
+            "invalid log level '{level}': expected off, error, warn, info, debug or trace"
+        )),
     }
 }
 
@@ -345,6 +361,7 @@ mod tests {
                 "invalid window",
             ),
             ("max_clients = 0", "at least 1"),
+            ("log_level = \"loud\"", "invalid log level 'loud'"),
         ];
         for (text, why) in bad {
             let err = Config::from_toml(text).unwrap_err();

@@ -164,7 +164,7 @@ fn find_policy(shared: &Shared, name: &str) -> Result<Arc<Policy>, CmdError> {
     })
 }
 
-/// One check against the store, counted in the metrics.
+/// One check against the store.
 fn run_check(
     shared: &Shared,
     target: &Target,
@@ -172,22 +172,23 @@ fn run_check(
     request: Request,
 ) -> Result<(Decision, Option<ScaledTime>), CmdError> {
     let now = shared.clock.now();
-    let (decision, leaky_end, slot) = match target {
+    match target {
         Target::Inline(params) => {
             let checked = shared.store.check(key, params, now, request)?;
-            (
-                checked.decision,
-                checked.leaky_end,
-                Metrics::slot(params.algorithm),
-            )
+            Ok((checked.decision, checked.leaky_end))
         }
-        Target::Policy(policy) => {
-            let d = shared.store.check_policy(policy, key, now, request);
-            (d, None, metrics::POLICY)
-        }
+        Target::Policy(policy) => Ok((shared.store.check_policy(policy, key, now, request), None)),
+    }
+}
+
+/// The reply for a final decision, counted in the metrics.
+fn answer(shared: &Shared, target: &Target, decision: &Decision) -> Reply {
+    let slot = match target {
+        Target::Inline(params) => Metrics::slot(params.algorithm),
+        Target::Policy(_) => metrics::POLICY,
     };
     shared.metrics.record(slot, decision.allowed);
-    Ok((decision, leaky_end))
+    Reply::decision(decision.fields())
 }
 
 /// `LIMIT.CHECK`.
@@ -221,8 +222,9 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
     }
     let (decision, leaky_end) = run_check(&shared, &cmd.target, &cmd.key, request)?;
     if decision.allowed {
+        let reply = answer(&shared, &cmd.target, &decision);
         if decision.delay == 0 || !ctx.blocking {
-            return Ok(Reply::decision(decision.fields()).into());
+            return Ok(reply.into());
         }
         let give_back = match (&cmd.target, leaky_end) {
             (Target::Inline(params), Some(end)) => Some(GiveBack {
@@ -239,14 +241,14 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
             if let Some(g) = give_back {
                 g.disarm();
             }
-            Reply::decision(decision.fields())
+            reply
         })));
     }
     match (cmd.wait, decision.retry) {
         (Some(wait), Retry::After(ns)) if waits && ns <= wait => Ok(Outcome::Later(Box::pin(
             wait_in_queue(shared, cmd, request, wait),
         ))),
-        _ => Ok(Reply::decision(decision.fields()).into()),
+        _ => Ok(answer(&shared, &cmd.target, &decision).into()),
     }
 }
 
@@ -296,7 +298,7 @@ async fn wait_in_queue(shared: Arc<Shared>, cmd: CheckCmd, request: Request, wai
                     // Out of time behind others: one last try of its own.
                     drop(ticket);
                     return match run_check(&shared, &cmd.target, &cmd.key, request) {
-                        Ok((d, _)) => Reply::decision(d.fields()),
+                        Ok((d, _)) => answer(&shared, &cmd.target, &d),
                         Err(e) => e.into(),
                     };
                 }
@@ -311,14 +313,14 @@ async fn wait_in_queue(shared: Arc<Shared>, cmd: CheckCmd, request: Request, wai
             if decision.delay > 0 {
                 sleep(Duration::from_nanos(decision.delay)).await;
             }
-            return Reply::decision(decision.fields());
+            return answer(&shared, &cmd.target, &decision);
         }
         let Retry::After(ns) = decision.retry else {
-            return Reply::decision(decision.fields());
+            return answer(&shared, &cmd.target, &decision);
         };
         let wake = Instant::now() + Duration::from_nanos(ns);
         if wake > deadline {
-            return Reply::decision(decision.fields());
+            return answer(&shared, &cmd.target, &decision);
         }
         sleep_until(wake).await;
     }
