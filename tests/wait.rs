@@ -28,8 +28,15 @@ async fn wait_holds_the_reply_until_allowed() {
     assert!(took >= Duration::from_millis(450), "{took:?}");
     assert!(took < Duration::from_secs(4), "{took:?}");
     // A check that waited counts once, by its final decision.
-    let stats: String = redis::cmd("INFO").arg("stats").query_async(&mut c).await.unwrap();
-    assert!(stats.contains("checks_token_bucket:2\r\nallowed_token_bucket:2\r\ndenied_token_bucket:0"), "{stats}");
+    let stats: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        stats.contains("checks_token_bucket:2\r\nallowed_token_bucket:2\r\ndenied_token_bucket:0"),
+        "{stats}"
+    );
     server.stop().await;
 }
 
