@@ -38,6 +38,16 @@ pub struct Cli {
     /// Password clients must give with AUTH [default: none].
     #[arg(long, env = "TOLLGATE_REQUIREPASS", hide_env_values = true)]
     pub requirepass: Option<String>,
+    /// Serve Prometheus metrics and /healthz on this address (e.g. 127.0.0.1:9121) [default: off].
+    #[arg(long, env = "TOLLGATE_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    /// If the snapshot cannot be loaded, move it aside (dump.tgs.bad-<time>) and start empty
+    /// instead of refusing to start.
+    #[arg(long)]
+    pub discard_bad_snapshot: bool,
+    /// Check that a server answers PING on --bind/--port, then exit 0 (healthy) or 1.
+    #[arg(long)]
+    pub healthcheck: bool,
 }
 
 /// The server's settings, validated.
@@ -54,6 +64,10 @@ pub struct Config {
     pub max_query_buffer_bytes: usize,
     /// How often fresh states are swept from memory, in milliseconds.
     pub sweep_interval_ms: u64,
+    /// How often a snapshot is written if anything changed, in milliseconds.
+    pub snapshot_interval_ms: u64,
+    /// Where the Prometheus endpoint listens; `None`: off.
+    pub metrics_addr: Option<String>,
     pub requirepass: Option<String>,
     /// Policies from the config file.
     pub policies: Vec<Policy>,
@@ -71,6 +85,8 @@ impl Default for Config {
             max_arg_bytes: 1024 * 1024,
             max_query_buffer_bytes: 64 * 1024 * 1024,
             sweep_interval_ms: 250,
+            snapshot_interval_ms: 10_000,
+            metrics_addr: None,
             requirepass: None,
             policies: Vec::new(),
             config_file: None,
@@ -103,6 +119,8 @@ struct FileConfig {
     max_arg_bytes: Option<usize>,
     max_query_buffer_bytes: Option<usize>,
     sweep_interval: Option<String>,
+    snapshot_interval: Option<String>,
+    metrics_addr: Option<String>,
     requirepass: Option<String>,
     #[serde(default)]
     policy: Vec<FilePolicy>,
@@ -148,6 +166,9 @@ impl Config {
         if let Some(pass) = &cli.requirepass {
             config.requirepass = Some(pass.clone()).filter(|p| !p.is_empty());
         }
+        if let Some(addr) = &cli.metrics_addr {
+            config.metrics_addr = Some(addr.clone()).filter(|a| !a.is_empty());
+        }
         Ok(config)
     }
 
@@ -190,6 +211,12 @@ impl Config {
                 .map_err(|e| strip_err(&e.to_string()))?;
             c.sweep_interval_ms = ns / crate::clock::NANOS_PER_MS;
         }
+        if let Some(s) = file.snapshot_interval {
+            let ns = parse_duration("snapshot_interval", s.as_bytes())
+                .map_err(|e| strip_err(&e.to_string()))?;
+            c.snapshot_interval_ms = ns / crate::clock::NANOS_PER_MS;
+        }
+        c.metrics_addr = file.metrics_addr.filter(|a| !a.is_empty());
         c.requirepass = file.requirepass.filter(|p| !p.is_empty());
         let mut policies: Vec<Policy> = Vec::new();
         for p in file.policy {
@@ -219,8 +246,11 @@ impl Config {
             ("loglevel", self.log_level.clone()),
             ("requirepass", self.requirepass.clone().unwrap_or_default()),
             ("sweep-interval", format!("{}ms", self.sweep_interval_ms)),
+            ("snapshot-interval", format!("{}ms", self.snapshot_interval_ms)),
+            ("metrics-addr", self.metrics_addr.clone().unwrap_or_default()),
+            ("dbfilename", crate::snapshot::FILE_NAME.into()),
             ("databases", "1".into()),
-            ("save", String::new()),
+            ("save", format!("{} 1", self.snapshot_interval_ms.div_ceil(1000))),
             ("appendonly", "no".into()),
             ("timeout", "0".into()),
         ]

@@ -1,12 +1,14 @@
-//! The `tollgate` binary: parse the command line, load the config, serve.
+//! The `tollgate` binary: parse the command line, load the config, restore
+//! the snapshot, serve.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use tollgate::clock::SystemClock;
+use tollgate::clock::{Clock, SystemClock};
 use tollgate::config::{Cli, Config};
 use tollgate::server::{self, Shared};
+use tollgate::{persistence, snapshot};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -17,14 +19,36 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if cli.healthcheck {
+        return healthcheck(&config);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let clock = Arc::new(SystemClock);
+    let shared = Shared::new(config, clock.clone());
+    let path = shared.persistence.path.clone();
+    match snapshot::load(&path) {
+        Ok(Some(contents)) => {
+            let restored = persistence::restore(&shared, contents);
+            tracing::info!("restored {restored} limiter states from {}", path.display());
+        }
+        Ok(None) => tracing::info!("no snapshot at {}: starting empty", path.display()),
+        Err(e) if cli.discard_bad_snapshot => match snapshot::move_aside(&path, clock.now() / 1_000_000_000) {
+            Ok(aside) => tracing::warn!("{e}; moved to {} and starting empty", aside.display()),
+            Err(io) => {
+                eprintln!("tollgate: {e}; cannot move it aside: {io}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(e) => {
+            eprintln!("tollgate: {e} (the file is kept; start with --discard-bad-snapshot to move it aside and start empty)");
+            return ExitCode::FAILURE;
+        }
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tollgate: cannot start the runtime: {e}");
@@ -32,7 +56,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let addr = format!("{}:{}", config.bind, config.port);
+        let addr = format!("{}:{}", shared.config.bind, shared.config.port);
         let listener = match tokio::net::TcpListener::bind(&addr).await {
             Ok(l) => l,
             Err(e) => {
@@ -40,10 +64,55 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let shared = Shared::new(config, Arc::new(SystemClock));
-        server::run(listener, shared, stop_signal()).await;
-        ExitCode::SUCCESS
+        match server::run(listener, shared, stop_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tollgate: final snapshot failed: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
+}
+
+/// `--healthcheck`: PING the server at the configured address.
+fn healthcheck(config: &Config) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let host = if config.bind == "0.0.0.0" { "127.0.0.1" } else { &config.bind };
+    let addr = format!("{host}:{}", config.port);
+    let probe = || -> std::io::Result<bool> {
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&addr)?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let ping: &[u8] = match &config.requirepass {
+            Some(pass) => &format!("AUTH {pass}\r\nPING\r\n").into_bytes(),
+            None => b"PING\r\n",
+        };
+        s.write_all(ping)?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 64];
+        while !reply.ends_with(b"+PONG\r\n") && reply.len() < 256 {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+        Ok(reply.ends_with(b"+PONG\r\n"))
+    };
+    match probe() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("tollgate: {addr} did not answer PONG");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("tollgate: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -1,9 +1,70 @@
-//! Counters behind `INFO`: checks, allowed and denied per algorithm, and
-//! connection and command totals. Relaxed atomics: cheap on the hot path.
+//! Counters and latency histograms behind `INFO` and the Prometheus
+//! endpoint (`--metrics-addr`: `/metrics` and `/healthz`). Relaxed atomics:
+//! cheap on the hot path. The endpoint encodes them with prometheus-client
+//! and serves them with hyper.
 
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::limiter::Algorithm;
+use crate::server::Shared;
+
+/// Index of the policy counters in `allowed` and `denied`.
+pub const POLICY: usize = 6;
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const BOUNDS: [f64; 16] = [
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+];
+
+/// A lock-free latency histogram (cumulative on encoding).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BOUNDS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let i = BOUNDS.iter().position(|&b| secs <= b).unwrap_or(BOUNDS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// (sum in seconds, count, cumulative buckets).
+    fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let mut cumulative = 0;
+        let mut out = Vec::with_capacity(BOUNDS.len() + 1);
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            out.push((BOUNDS.get(i).copied().unwrap_or(f64::INFINITY), cumulative));
+        }
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        (sum, cumulative, out)
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -11,13 +72,13 @@ pub struct Metrics {
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub protocol_errors: AtomicU64,
-    /// Per algorithm, in [`Algorithm::ALL`] order; index 6 counts policy checks.
+    /// Per algorithm, in [`Algorithm::ALL`] order; index [`POLICY`] counts policy checks.
     pub allowed: [AtomicU64; 7],
     pub denied: [AtomicU64; 7],
+    /// Latency of answered checks, per algorithm (and policy), from the
+    /// command's dispatch to its reply (held replies excluded).
+    pub check_latency: [Histogram; 7],
 }
-
-/// Index of the policy counters in `allowed` and `denied`.
-pub const POLICY: usize = 6;
 
 impl Metrics {
     /// Index of `algorithm` in the per-algorithm counters.
@@ -35,5 +96,148 @@ impl Metrics {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+/// The label value of slot `i`.
+fn slot_name(i: usize) -> &'static str {
+    Algorithm::ALL.get(i).map_or("policy", |a| a.name())
+}
+
+/// Reads the server's counters at scrape time.
+#[derive(Debug)]
+struct ServerCollector {
+    shared: Arc<Shared>,
+}
+
+impl Collector for ServerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.shared;
+        let m = &s.metrics;
+        let counter = |enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64| {
+            let metric = ConstCounter::new(v);
+            metric.encode(enc.encode_descriptor(name, help, None, metric.metric_type())?)
+        };
+        let gauge = |enc: &mut DescriptorEncoder, name: &str, help: &str, v: i64| {
+            let metric = ConstGauge::new(v);
+            metric.encode(enc.encode_descriptor(name, help, None, metric.metric_type())?)
+        };
+        counter(&mut encoder, "tollgate_commands", "Commands processed.", Metrics::get(&m.commands))?;
+        counter(&mut encoder, "tollgate_connections_received", "Connections accepted.", Metrics::get(&m.connections_received))?;
+        counter(&mut encoder, "tollgate_rejected_connections", "Connections refused at the client cap.", Metrics::get(&m.rejected_connections))?;
+        counter(&mut encoder, "tollgate_protocol_errors", "Connections closed for broken RESP.", Metrics::get(&m.protocol_errors))?;
+        gauge(&mut encoder, "tollgate_connected_clients", "Clients connected now.", s.clients.count() as i64)?;
+        gauge(&mut encoder, "tollgate_blocked_clients", "Clients waiting (WAIT).", s.waits.waiting() as i64)?;
+        gauge(&mut encoder, "tollgate_keys", "Live limiter states.", s.store.len() as i64)?;
+        gauge(&mut encoder, "tollgate_uptime_seconds", "Seconds since start.", s.started.elapsed().as_secs() as i64)?;
+        let st = s.persistence.status(s);
+        gauge(&mut encoder, "tollgate_snapshot_last_success_timestamp_seconds", "Unix time of the last good snapshot.", st.last_save as i64)?;
+        gauge(&mut encoder, "tollgate_snapshot_last_ok", "1 if the last snapshot attempt succeeded.", i64::from(st.last_ok))?;
+        counter(&mut encoder, "tollgate_snapshot_failures", "Snapshot attempts that failed.", st.failures)?;
+
+        let mut checks = encoder.encode_descriptor(
+            "tollgate_checks",
+            "Rate-limit checks answered, by algorithm (policy: policy checks) and result.",
+            None,
+            MetricType::Counter,
+        )?;
+        for i in 0..m.allowed.len() {
+            for (result, v) in [("allowed", &m.allowed[i]), ("denied", &m.denied[i])] {
+                let labels = [("algorithm", slot_name(i)), ("result", result)];
+                ConstCounter::new(Metrics::get(v)).encode(checks.encode_family(&labels)?)?;
+            }
+        }
+        let mut latency = encoder.encode_descriptor(
+            "tollgate_check_duration_seconds",
+            "Time from a check's dispatch to its reply (held replies excluded).",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (i, h) in m.check_latency.iter().enumerate() {
+            let labels = [("algorithm", slot_name(i))];
+            let (sum, count, buckets) = h.snapshot();
+            latency
+                .encode_family(&labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
+        }
+        Ok(())
+    }
+}
+
+/// The Prometheus text for the server's current counters.
+pub fn render(shared: &Arc<Shared>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ServerCollector {
+        shared: shared.clone(),
+    }));
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+        tracing::error!("cannot encode metrics: {e}");
+    }
+    out
+}
+
+fn respond(shared: &Arc<Shared>, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, content_type: &'static str, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        r.headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+        r
+    };
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => reply(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            render(shared),
+        ),
+        (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}
+
+/// Serves `/metrics` and `/healthz` until shutdown.
+pub async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = shared.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let response = respond(&shared, &req);
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    connections.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(3));
+        h.observe(Duration::from_micros(30));
+        h.observe(Duration::from_secs(5));
+        let (sum, count, buckets) = h.snapshot();
+        assert_eq!(count, 3);
+        assert!((sum - 5.000_033).abs() < 1e-9);
+        assert_eq!(buckets[0], (0.000_005, 1));
+        assert_eq!(buckets[4], (0.000_1, 2));
+        assert_eq!(buckets.last(), Some(&(f64::INFINITY, 3)));
     }
 }

@@ -14,6 +14,7 @@ use crate::clients::Clients;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::persistence::{self, Persistence};
 use crate::policy::Policies;
 use crate::store::Store;
 use crate::wait::WaitQueues;
@@ -33,6 +34,7 @@ pub struct Shared {
     pub clients: Arc<Clients>,
     pub metrics: Metrics,
     pub waits: Arc<WaitQueues>,
+    pub persistence: Persistence,
     pub started: Instant,
     port: AtomicU16,
     shutdown: watch::Sender<bool>,
@@ -52,7 +54,10 @@ impl Shared {
         let policies = Policies::default();
         policies.replace_config(config.policies.clone());
         let (shutdown, _) = watch::channel(false);
+        let snapshot_path = crate::snapshot::path_in(&config.data_dir);
+        let started_secs = clock.now() / 1_000_000_000;
         Arc::new(Shared {
+            persistence: Persistence::new(snapshot_path, started_secs),
             port: AtomicU16::new(config.port),
             config,
             store: Store::new(),
@@ -82,8 +87,14 @@ impl Shared {
 }
 
 /// Serves `listener` until `signal` completes or a client sends `SHUTDOWN`;
-/// then stops accepting, lets connections finish, and stops the sweeper.
-pub async fn run(listener: TcpListener, shared: Arc<Shared>, signal: impl Future<Output = ()>) {
+/// then stops accepting, lets connections finish, stops the background
+/// tasks and writes the final snapshot (unless `SHUTDOWN NOSAVE`).
+/// Fails only if that snapshot cannot be written.
+pub async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    signal: impl Future<Output = ()>,
+) -> Result<(), String> {
     if let Ok(addr) = listener.local_addr() {
         shared.port.store(addr.port(), Ordering::Relaxed);
         tracing::info!("tollgate listening on {addr}");
@@ -91,6 +102,21 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, signal: impl Future
     let mut stop = shared.shutdown_signal();
     let mut background = JoinSet::new();
     background.spawn(sweeper(shared.clone(), shared.shutdown_signal()));
+    background.spawn(persistence::saver(
+        shared.clone(),
+        Duration::from_millis(shared.config.snapshot_interval_ms.max(1)),
+        shared.shutdown_signal(),
+    ));
+    if let Some(addr) = &shared.config.metrics_addr {
+        match TcpListener::bind(addr).await {
+            Ok(l) => {
+                background.spawn(crate::metrics::serve_http(l, shared.clone(), shared.shutdown_signal()));
+            }
+            Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}"),
+        }
+    }
+    #[cfg(unix)]
+    background.spawn(reload_on_hangup(shared.clone(), shared.shutdown_signal()));
     let mut connections = JoinSet::new();
     tokio::pin!(signal);
     loop {
@@ -131,7 +157,42 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, signal: impl Future
         connections.shutdown().await;
     }
     while background.join_next().await.is_some() {}
+    if shared.persistence.save_on_shutdown.load(Ordering::Relaxed) {
+        persistence::save(shared.clone()).await?;
+        tracing::info!("final snapshot written to {}", shared.persistence.path.display());
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Re-reads the config file's policies; the old ones stay if it is bad.
+pub fn reload_policies(shared: &Shared) -> Result<usize, String> {
+    let Some(path) = &shared.config.config_file else {
+        return Err("no config file to reload (started without --config)".into());
+    };
+    let config = Config::from_file(path).map_err(|e| e.to_string())?;
+    let count = config.policies.len();
+    shared.policies.replace_config(config.policies);
+    Ok(count)
+}
+
+/// Reloads the config file's policies on SIGHUP, until shutdown.
+#[cfg(unix)]
+async fn reload_on_hangup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: policies will not reload");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => match reload_policies(&shared) {
+                Ok(n) => tracing::info!("SIGHUP: reloaded {n} policies from the config file"),
+                Err(e) => tracing::error!("SIGHUP: config not reloaded, old policies kept: {e}"),
+            },
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 async fn reject(mut stream: tokio::net::TcpStream) {

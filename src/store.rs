@@ -6,6 +6,7 @@
 //! dropped when next touched and by [`Store::sweep`].
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
@@ -112,11 +113,30 @@ pub fn decode_key(map_key: &[u8]) -> Option<(Scope<'_>, &[u8])> {
 #[derive(Debug, Default)]
 pub struct Store {
     map: DashMap<Box<[u8]>, Entry>,
+    /// Set by every change that a snapshot should record.
+    changed: AtomicBool,
 }
 
 impl Store {
     pub fn new() -> Store {
         Store::default()
+    }
+
+    /// Notes a change for the next snapshot (a read first: cheap when set).
+    fn touch(&self) {
+        if !self.changed.load(Ordering::Relaxed) {
+            self.changed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// True if anything changed since the last call; clears the flag.
+    pub fn take_changed(&self) -> bool {
+        self.changed.swap(false, Ordering::AcqRel)
+    }
+
+    /// True if anything changed since the last [`Store::take_changed`].
+    pub fn has_changes(&self) -> bool {
+        self.changed.load(Ordering::Relaxed)
     }
 
     /// Checks an inline key under `params`.
@@ -186,6 +206,7 @@ impl Store {
                 if let Some(fresh_at) = fresh_at {
                     *held = *params;
                     entry.fresh_at = fresh_at;
+                    self.touch();
                 }
                 Ok(out)
             };
@@ -222,6 +243,7 @@ impl Store {
                     && request.cost > 0
                 {
                     entry.fresh_at = now.saturating_add(reset);
+                    self.touch();
                 }
                 Ok(decision)
             };
@@ -294,6 +316,7 @@ impl Store {
                 return false;
             }
             entry.fresh_at = given.next.ns;
+            self.touch();
             true
         })
     }
@@ -326,11 +349,15 @@ impl Store {
 
     /// Drops the state of (`scope`, `key`); true if there was one.
     pub fn reset(&self, scope: Scope<'_>, key: &[u8], now: u64) -> bool {
-        with_map_key(scope, key, |map_key| {
+        let dropped = with_map_key(scope, key, |map_key| {
             self.map
                 .remove(map_key)
                 .is_some_and(|(_, e)| e.fresh_at > now)
-        })
+        });
+        if dropped {
+            self.touch();
+        }
+        dropped
     }
 
     /// Live states (including fresh ones not yet swept).
@@ -345,6 +372,7 @@ impl Store {
     /// Drops every state.
     pub fn clear(&self) {
         self.map.clear();
+        self.touch();
     }
 
     /// Drops every state that is fresh at `now`; answers how many.
@@ -442,6 +470,21 @@ mod tests {
             .unwrap()
             .decision;
         assert_eq!(d.retry, Retry::After(SECOND));
+    }
+
+    #[test]
+    fn changes_are_flagged_for_snapshots() {
+        let store = Store::new();
+        let p = Params::new(Algorithm::Gcra, 1, SECOND);
+        let dry = Request { cost: 1, commit: false, max_wait: None };
+        store.check(b"k", &p, 0, dry).unwrap();
+        assert!(!store.take_changed(), "a dry run changes nothing");
+        store.check(b"k", &p, 0, Request::take(1)).unwrap();
+        assert!(store.take_changed());
+        store.check(b"k", &p, 0, Request::take(1)).unwrap();
+        assert!(!store.take_changed(), "a denial changes nothing");
+        assert!(store.reset(Scope::Inline, b"k", 0));
+        assert!(store.take_changed());
     }
 
     #[test]

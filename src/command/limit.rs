@@ -484,6 +484,7 @@ pub fn policy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
             .policies
             .set(policy)
             .map_err(|e| CmdError::invalid(e.to_string()))?;
+        shared.persistence.policies_changed();
         Ok(Reply::OK.into())
     } else if is(sub, "GET") {
         arity(3, true)?;
@@ -500,6 +501,9 @@ pub fn policy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
             .policies
             .delete(name)
             .map_err(|e| CmdError::invalid(e.to_string()))?;
+        if deleted {
+            shared.persistence.policies_changed();
+        }
         Ok(Reply::Int(i64::from(deleted)).into())
     } else if is(sub, "LIST") {
         arity(2, true)?;

@@ -442,7 +442,24 @@ fn dispatch_inner(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdErr
         queue.push(argv);
         return Ok(Reply::Simple("QUEUED").into());
     }
-    (spec.run)(ctx, &argv)
+    let started = std::time::Instant::now();
+    let outcome = (spec.run)(ctx, &argv)?;
+    if let (Some(slot), Outcome::Reply(_)) = (check_slot(spec, &argv), &outcome) {
+        ctx.shared.metrics.check_latency[slot].observe(started.elapsed());
+    }
+    Ok(outcome)
+}
+
+/// The metrics slot of a check command (`None` for other commands).
+fn check_slot(spec: &CommandSpec, argv: &[Bytes]) -> Option<usize> {
+    match spec.name {
+        "cl.throttle" => Some(crate::metrics::Metrics::slot(crate::limiter::Algorithm::Gcra)),
+        "limit.check" => Some(match crate::limiter::Algorithm::parse(argv.get(2)?) {
+            Some(a) => crate::metrics::Metrics::slot(a),
+            None => crate::metrics::POLICY,
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -54,36 +54,72 @@ pub fn time(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
     .into())
 }
 
-const NO_SNAPSHOTS: &str = "ERR snapshots are not implemented yet: state lives in memory only";
-
-/// `SAVE`.
-pub fn save(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
-    Err(CmdError::Line(NO_SNAPSHOTS.into()))
+/// `SAVE`: writes a snapshot and answers when it is on disk.
+pub fn save(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    if ctx.shared.persistence.in_progress() {
+        return Err(CmdError::Line("ERR Background save already in progress".into()));
+    }
+    let shared = ctx.shared.clone();
+    if !ctx.blocking {
+        // Inside EXEC: write on this thread rather than hold the reply.
+        return Ok(match crate::persistence::save_blocking(&shared) {
+            Ok(()) => Reply::OK,
+            Err(e) => Reply::Error(format!("ERR {e}")),
+        }
+        .into());
+    }
+    Ok(Outcome::Later(Box::pin(async move {
+        match crate::persistence::save(shared).await {
+            Ok(()) => Reply::OK,
+            Err(e) => Reply::Error(format!("ERR {e}")),
+        }
+    })))
 }
 
-/// `BGSAVE [SCHEDULE]`.
-pub fn bgsave(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
-    Err(CmdError::Line(NO_SNAPSHOTS.into()))
+/// `BGSAVE [SCHEDULE]`: starts a snapshot in the background.
+pub fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    match argv.get(1) {
+        None => {}
+        Some(w) if argv.len() == 2 && is(w, "SCHEDULE") => {}
+        Some(_) => return Err(CmdError::Syntax),
+    }
+    let p = &ctx.shared.persistence;
+    if p.in_progress() {
+        if argv.len() == 2 {
+            p.background_request.notify_one();
+            return Ok(Reply::Simple("Background saving scheduled").into());
+        }
+        return Err(CmdError::Line("ERR Background save already in progress".into()));
+    }
+    p.background_request.notify_one();
+    Ok(Reply::Simple("Background saving started").into())
 }
 
-/// `LASTSAVE`.
-pub fn lastsave(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
-    Err(CmdError::Line(NO_SNAPSHOTS.into()))
+/// `LASTSAVE`: Unix time of the last good snapshot (start-up time before any).
+pub fn lastsave(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    Ok(Reply::Int(ctx.shared.persistence.last_save() as i64).into())
 }
 
-/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]`.
-pub fn shutdown(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
-    let mut save = false;
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]`: stops the server, writing a final
+/// snapshot unless NOSAVE.
+pub fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+    let (mut save, mut nosave) = (false, false);
     for word in &argv[1..] {
         if is(word, "SAVE") {
             save = true;
-        } else if !(is(word, "NOSAVE") || is(word, "NOW") || is(word, "FORCE")) {
+        } else if is(word, "NOSAVE") {
+            nosave = true;
+        } else if !(is(word, "NOW") || is(word, "FORCE")) {
             return Err(CmdError::Syntax);
         }
     }
-    if save {
-        return Err(CmdError::Line(NO_SNAPSHOTS.into()));
+    if save && nosave {
+        return Err(CmdError::Syntax);
     }
+    ctx.shared
+        .persistence
+        .save_on_shutdown
+        .store(!nosave, std::sync::atomic::Ordering::Relaxed);
     Ok(Outcome::Shutdown)
 }
 
@@ -186,7 +222,20 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
         );
     }
     if show("persistence") {
-        out.push_str("# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_bgsave_status:err\r\nsnapshots_enabled:0\r\n\r\n");
+        let st = shared.persistence.status(shared);
+        let _ = write!(
+            out,
+            "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_error:{}\r\nsnapshot_failures:{}\r\nsnapshot_path:{}\r\naof_enabled:0\r\n\r\n",
+            u8::from(st.dirty),
+            u8::from(st.in_progress),
+            st.last_save,
+            if st.last_ok { "ok" } else { "err" },
+            st.last_duration_ms / 1000,
+            st.saves,
+            st.last_error.as_deref().unwrap_or(""),
+            st.failures,
+            shared.persistence.path.display(),
+        );
     }
     if show("stats") {
         let get = Metrics::get;

@@ -17,7 +17,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub shared: Arc<Shared>,
     pub clock: Option<ManualClock>,
-    pub handle: JoinHandle<()>,
+    pub handle: JoinHandle<Result<(), String>>,
 }
 
 impl TestServer {
@@ -41,10 +41,14 @@ impl TestServer {
     }
 
     async fn start(
-        config: Config,
+        mut config: Config,
         clock: Arc<dyn Clock>,
         manual: Option<ManualClock>,
     ) -> TestServer {
+        if config.data_dir == Config::default().data_dir {
+            // Never write into the repository: each server gets its own directory.
+            config.data_dir = scratch_dir();
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Shared::new(config, clock);
@@ -88,11 +92,29 @@ impl TestServer {
         self.clock.as_ref().expect("a manual clock").advance(ns);
     }
 
-    /// Stops the server and waits until it has.
+    /// Stops the server without a final snapshot and waits until it has.
     pub async fn stop(self) {
+        self.shared
+            .persistence
+            .save_on_shutdown
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         self.shared.begin_shutdown();
-        self.handle.await.unwrap();
+        self.handle.await.unwrap().unwrap();
     }
+}
+
+/// A new empty directory under the system's temp dir.
+pub fn scratch_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tollgate-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// A connection whose replies may take as long as a WAIT does (the redis

@@ -1,0 +1,184 @@
+//! When snapshots are taken and what the server remembers about them:
+//! every `snapshot_interval` if anything changed, on `SAVE`, `BGSAVE`,
+//! and at shutdown. Encoding copies the keyspace shard by shard; encoding
+//! and writing run on a blocking thread, so the server keeps answering.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+
+use crate::server::Shared;
+use crate::snapshot::{self, Contents};
+
+/// The server's snapshot bookkeeping.
+#[derive(Debug)]
+pub struct Persistence {
+    pub path: PathBuf,
+    /// Changes not yet in a snapshot beyond the store's own flag (policies,
+    /// a failed write).
+    pending: AtomicBool,
+    /// One writer at a time.
+    writer: Mutex<()>,
+    in_progress: AtomicBool,
+    /// Unix seconds of the last good snapshot (or of start-up).
+    last_save: AtomicU64,
+    last_ok: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    saves: AtomicU64,
+    failures: AtomicU64,
+    last_duration_ms: AtomicU64,
+    /// Whether shutdown writes a final snapshot (`SHUTDOWN NOSAVE` clears it).
+    pub save_on_shutdown: AtomicBool,
+    /// Wakes the saver for a `BGSAVE`.
+    pub background_request: Notify,
+}
+
+/// What `INFO persistence` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub dirty: bool,
+    pub in_progress: bool,
+    pub last_save: u64,
+    pub last_ok: bool,
+    pub last_error: Option<String>,
+    pub saves: u64,
+    pub failures: u64,
+    pub last_duration_ms: u64,
+}
+
+impl Persistence {
+    pub fn new(path: PathBuf, started_secs: u64) -> Persistence {
+        Persistence {
+            path,
+            pending: AtomicBool::new(false),
+            writer: Mutex::new(()),
+            in_progress: AtomicBool::new(false),
+            last_save: AtomicU64::new(started_secs),
+            last_ok: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+            saves: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            last_duration_ms: AtomicU64::new(0),
+            save_on_shutdown: AtomicBool::new(true),
+            background_request: Notify::new(),
+        }
+    }
+
+    /// Notes a policy change for the next snapshot.
+    pub fn policies_changed(&self) {
+        self.pending.store(true, Ordering::Relaxed);
+    }
+
+    pub fn in_progress(&self) -> bool {
+        self.in_progress.load(Ordering::Relaxed)
+    }
+
+    /// Unix seconds of the last good snapshot.
+    pub fn last_save(&self) -> u64 {
+        self.last_save.load(Ordering::Relaxed)
+    }
+
+    pub fn status(&self, shared: &Shared) -> Status {
+        Status {
+            dirty: shared.store.has_changes() || self.pending.load(Ordering::Relaxed),
+            in_progress: self.in_progress(),
+            last_save: self.last_save(),
+            last_ok: self.last_ok.load(Ordering::Relaxed),
+            last_error: lock(&self.last_error).clone(),
+            saves: self.saves.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            last_duration_ms: self.last_duration_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes a snapshot now (blocking: call from a blocking thread).
+pub fn save_blocking(shared: &Shared) -> Result<(), String> {
+    let p = &shared.persistence;
+    let _writer = lock(&p.writer);
+    p.in_progress.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    // Clear the flags first: a change made while we copy marks them again.
+    let store_changed = shared.store.take_changed();
+    let pending = p.pending.swap(false, Ordering::AcqRel);
+    let now = shared.clock.now();
+    let bytes = snapshot::encode(&shared.store, &shared.policies.all(), now);
+    let result = snapshot::write_atomic(&p.path, &bytes).map_err(|e| e.to_string());
+    p.last_duration_ms
+        .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    match &result {
+        Ok(()) => {
+            p.last_save.store(now / 1_000_000_000, Ordering::Relaxed);
+            p.last_ok.store(true, Ordering::Relaxed);
+            *lock(&p.last_error) = None;
+            p.saves.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(bytes = bytes.len(), "snapshot written to {}", p.path.display());
+        }
+        Err(e) => {
+            if store_changed || pending {
+                p.pending.store(true, Ordering::Relaxed);
+            }
+            p.last_ok.store(false, Ordering::Relaxed);
+            *lock(&p.last_error) = Some(e.clone());
+            p.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("cannot write the snapshot: {e}");
+        }
+    }
+    p.in_progress.store(false, Ordering::Relaxed);
+    result
+}
+
+/// [`save_blocking`] on a blocking thread.
+pub async fn save(shared: Arc<Shared>) -> Result<(), String> {
+    tokio::task::spawn_blocking(move || save_blocking(&shared))
+        .await
+        .unwrap_or_else(|e| Err(format!("snapshot task failed: {e}")))
+}
+
+/// Loads what a snapshot holds into the server: run-time policies (a
+/// config-file policy of the same name wins) and every state not yet fresh.
+/// Answers how many states were restored.
+pub fn restore(shared: &Shared, contents: Contents) -> usize {
+    for policy in contents.policies {
+        let name = policy.name.clone();
+        if shared.policies.set(policy).is_err() {
+            tracing::warn!("snapshot policy '{name}' ignored: the config file defines it");
+        }
+    }
+    let now = shared.clock.now();
+    let mut restored = 0;
+    for (key, entry) in contents.entries {
+        if entry.fresh_at > now {
+            shared.store.insert_raw(key, entry);
+            restored += 1;
+        }
+    }
+    shared.store.take_changed();
+    restored
+}
+
+/// Saves every `interval` when something changed, and on `BGSAVE`, until
+/// shutdown.
+pub async fn saver(shared: Arc<Shared>, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        let wanted = tokio::select! {
+            _ = tick.tick() => shared.persistence.status(&shared).dirty,
+            _ = shared.persistence.background_request.notified() => true,
+            _ = stop.changed() => return,
+        };
+        if wanted {
+            // Errors are logged and shown in INFO; the next interval retries.
+            let _ = save(shared.clone()).await;
+        }
+    }
+}
