@@ -246,11 +246,20 @@ impl Config {
             ("loglevel", self.log_level.clone()),
             ("requirepass", self.requirepass.clone().unwrap_or_default()),
             ("sweep-interval", format!("{}ms", self.sweep_interval_ms)),
-            ("snapshot-interval", format!("{}ms", self.snapshot_interval_ms)),
-            ("metrics-addr", self.metrics_addr.clone().unwrap_or_default()),
+            (
+                "snapshot-interval",
+                format!("{}ms", self.snapshot_interval_ms),
+            ),
+            (
+                "metrics-addr",
+                self.metrics_addr.clone().unwrap_or_default(),
+            ),
             ("dbfilename", crate::snapshot::FILE_NAME.into()),
             ("databases", "1".into()),
-            ("save", format!("{} 1", self.snapshot_interval_ms.div_ceil(1000))),
+            (
+                "save",
+                format!("{} 1", self.snapshot_interval_ms.div_ceil(1000)),
+            ),
             ("appendonly", "no".into()),
             ("timeout", "0".into()),
         ]

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use tollgate::clock::{Clock, SystemClock};
+use tollgate::clock::SystemClock;
 use tollgate::config::{Cli, Config};
+use tollgate::persistence;
 use tollgate::server::{self, Shared};
-use tollgate::{persistence, snapshot};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,31 +24,39 @@ fn main() -> ExitCode {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .init();
 
-    let clock = Arc::new(SystemClock);
-    let shared = Shared::new(config, clock.clone());
-    let path = shared.persistence.path.clone();
-    match snapshot::load(&path) {
-        Ok(Some(contents)) => {
-            let restored = persistence::restore(&shared, contents);
-            tracing::info!("restored {restored} limiter states from {}", path.display());
+    let shared = Shared::new(config, Arc::new(SystemClock));
+    match persistence::load_into(&shared, cli.discard_bad_snapshot) {
+        Ok(persistence::Loaded::Nothing) => {
+            tracing::info!(
+                "no snapshot at {}: starting empty",
+                shared.persistence.path.display()
+            )
         }
-        Ok(None) => tracing::info!("no snapshot at {}: starting empty", path.display()),
-        Err(e) if cli.discard_bad_snapshot => match snapshot::move_aside(&path, clock.now() / 1_000_000_000) {
-            Ok(aside) => tracing::warn!("{e}; moved to {} and starting empty", aside.display()),
-            Err(io) => {
-                eprintln!("tollgate: {e}; cannot move it aside: {io}");
-                return ExitCode::FAILURE;
-            }
-        },
+        Ok(persistence::Loaded::Restored(n)) => {
+            tracing::info!(
+                "restored {n} limiter states from {}",
+                shared.persistence.path.display()
+            )
+        }
+        Ok(persistence::Loaded::MovedAside(aside, why)) => {
+            tracing::warn!("{why}; moved to {} and starting empty", aside.display())
+        }
         Err(e) => {
-            eprintln!("tollgate: {e} (the file is kept; start with --discard-bad-snapshot to move it aside and start empty)");
+            eprintln!("tollgate: {e}");
             return ExitCode::FAILURE;
         }
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tollgate: cannot start the runtime: {e}");
@@ -78,7 +86,11 @@ fn main() -> ExitCode {
 fn healthcheck(config: &Config) -> ExitCode {
     use std::io::{Read, Write};
     use std::time::Duration;
-    let host = if config.bind == "0.0.0.0" { "127.0.0.1" } else { &config.bind };
+    let host = if config.bind == "0.0.0.0" {
+        "127.0.0.1"
+    } else {
+        &config.bind
+    };
     let addr = format!("{host}:{}", config.port);
     let probe = || -> std::io::Result<bool> {
         let addr = std::net::ToSocketAddrs::to_socket_addrs(&addr)?

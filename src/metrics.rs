@@ -43,7 +43,10 @@ pub struct Histogram {
 impl Histogram {
     pub fn observe(&self, took: Duration) {
         let secs = took.as_secs_f64();
-        let i = BOUNDS.iter().position(|&b| secs <= b).unwrap_or(BOUNDS.len());
+        let i = BOUNDS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(BOUNDS.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
@@ -122,18 +125,73 @@ impl Collector for ServerCollector {
             let metric = ConstGauge::new(v);
             metric.encode(enc.encode_descriptor(name, help, None, metric.metric_type())?)
         };
-        counter(&mut encoder, "tollgate_commands", "Commands processed.", Metrics::get(&m.commands))?;
-        counter(&mut encoder, "tollgate_connections_received", "Connections accepted.", Metrics::get(&m.connections_received))?;
-        counter(&mut encoder, "tollgate_rejected_connections", "Connections refused at the client cap.", Metrics::get(&m.rejected_connections))?;
-        counter(&mut encoder, "tollgate_protocol_errors", "Connections closed for broken RESP.", Metrics::get(&m.protocol_errors))?;
-        gauge(&mut encoder, "tollgate_connected_clients", "Clients connected now.", s.clients.count() as i64)?;
-        gauge(&mut encoder, "tollgate_blocked_clients", "Clients waiting (WAIT).", s.waits.waiting() as i64)?;
-        gauge(&mut encoder, "tollgate_keys", "Live limiter states.", s.store.len() as i64)?;
-        gauge(&mut encoder, "tollgate_uptime_seconds", "Seconds since start.", s.started.elapsed().as_secs() as i64)?;
+        counter(
+            &mut encoder,
+            "tollgate_commands",
+            "Commands processed.",
+            Metrics::get(&m.commands),
+        )?;
+        counter(
+            &mut encoder,
+            "tollgate_connections_received",
+            "Connections accepted.",
+            Metrics::get(&m.connections_received),
+        )?;
+        counter(
+            &mut encoder,
+            "tollgate_rejected_connections",
+            "Connections refused at the client cap.",
+            Metrics::get(&m.rejected_connections),
+        )?;
+        counter(
+            &mut encoder,
+            "tollgate_protocol_errors",
+            "Connections closed for broken RESP.",
+            Metrics::get(&m.protocol_errors),
+        )?;
+        gauge(
+            &mut encoder,
+            "tollgate_connected_clients",
+            "Clients connected now.",
+            s.clients.count() as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "tollgate_blocked_clients",
+            "Clients waiting (WAIT).",
+            s.waits.waiting() as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "tollgate_keys",
+            "Live limiter states.",
+            s.store.len() as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "tollgate_uptime_seconds",
+            "Seconds since start.",
+            s.started.elapsed().as_secs() as i64,
+        )?;
         let st = s.persistence.status(s);
-        gauge(&mut encoder, "tollgate_snapshot_last_success_timestamp_seconds", "Unix time of the last good snapshot.", st.last_save as i64)?;
-        gauge(&mut encoder, "tollgate_snapshot_last_ok", "1 if the last snapshot attempt succeeded.", i64::from(st.last_ok))?;
-        counter(&mut encoder, "tollgate_snapshot_failures", "Snapshot attempts that failed.", st.failures)?;
+        gauge(
+            &mut encoder,
+            "tollgate_snapshot_last_success_timestamp_seconds",
+            "Unix time of the last good snapshot.",
+            st.last_save as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "tollgate_snapshot_last_ok",
+            "1 if the last snapshot attempt succeeded.",
+            i64::from(st.last_ok),
+        )?;
+        counter(
+            &mut encoder,
+            "tollgate_snapshot_failures",
+            "Snapshot attempts that failed.",
+            st.failures,
+        )?;
 
         let mut checks = encoder.encode_descriptor(
             "tollgate_checks",
@@ -158,7 +216,9 @@ impl Collector for ServerCollector {
             let (sum, count, buckets) = h.snapshot();
             latency
                 .encode_family(&labels)?
-                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    sum, count, &buckets, None,
+                )?;
         }
         Ok(())
     }
@@ -181,8 +241,10 @@ fn respond(shared: &Arc<Shared>, req: &Request<hyper::body::Incoming>) -> Respon
     let reply = |status: StatusCode, content_type: &'static str, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = status;
-        r.headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(content_type),
+        );
         r
     };
     match (req.method(), req.uri().path()) {
@@ -197,7 +259,11 @@ fn respond(shared: &Arc<Shared>, req: &Request<hyper::body::Incoming>) -> Respon
 }
 
 /// Serves `/metrics` and `/healthz` until shutdown.
-pub async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn serve_http(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("metrics on http://{addr}/metrics");
     }

@@ -119,7 +119,11 @@ pub fn save_blocking(shared: &Shared) -> Result<(), String> {
             p.last_ok.store(true, Ordering::Relaxed);
             *lock(&p.last_error) = None;
             p.saves.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(bytes = bytes.len(), "snapshot written to {}", p.path.display());
+            tracing::debug!(
+                bytes = bytes.len(),
+                "snapshot written to {}",
+                p.path.display()
+            );
         }
         Err(e) => {
             if store_changed || pending {
@@ -162,6 +166,45 @@ pub fn restore(shared: &Shared, contents: Contents) -> usize {
     }
     shared.store.take_changed();
     restored
+}
+
+/// How start-up treats the snapshot file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// No snapshot: an empty start.
+    Nothing,
+    /// This many states restored.
+    Restored(usize),
+    /// The file was bad and moved aside to this path (`--discard-bad-snapshot`).
+    MovedAside(PathBuf, String),
+}
+
+/// Loads the snapshot into a server that has not started serving. A bad
+/// file is an error (and stays where it is) unless `discard_bad` moves it
+/// aside for an empty start.
+pub fn load_into(shared: &Shared, discard_bad: bool) -> Result<Loaded, String> {
+    let path = &shared.persistence.path;
+    match snapshot::load(path) {
+        Ok(None) => Ok(Loaded::Nothing),
+        Ok(Some(contents)) => {
+            let written = contents.written_at / 1_000_000_000;
+            let restored = restore(shared, contents);
+            shared
+                .persistence
+                .last_save
+                .store(written, Ordering::Relaxed);
+            Ok(Loaded::Restored(restored))
+        }
+        Err(e) if discard_bad => {
+            let now = shared.clock.now() / 1_000_000_000;
+            let aside = snapshot::move_aside(path, now)
+                .map_err(|io| format!("{e}; cannot move it aside: {io}"))?;
+            Ok(Loaded::MovedAside(aside, e.to_string()))
+        }
+        Err(e) => Err(format!(
+            "{e} (the file is kept; start with --discard-bad-snapshot to move it aside and start empty)"
+        )),
+    }
 }
 
 /// Saves every `interval` when something changed, and on `BGSAVE`, until

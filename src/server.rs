@@ -110,7 +110,11 @@ pub async fn run(
     if let Some(addr) = &shared.config.metrics_addr {
         match TcpListener::bind(addr).await {
             Ok(l) => {
-                background.spawn(crate::metrics::serve_http(l, shared.clone(), shared.shutdown_signal()));
+                background.spawn(crate::metrics::serve_http(
+                    l,
+                    shared.clone(),
+                    shared.shutdown_signal(),
+                ));
             }
             Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}"),
         }
@@ -159,7 +163,10 @@ pub async fn run(
     while background.join_next().await.is_some() {}
     if shared.persistence.save_on_shutdown.load(Ordering::Relaxed) {
         persistence::save(shared.clone()).await?;
-        tracing::info!("final snapshot written to {}", shared.persistence.path.display());
+        tracing::info!(
+            "final snapshot written to {}",
+            shared.persistence.path.display()
+        );
     }
     tracing::info!("stopped");
     Ok(())

@@ -60,7 +60,9 @@ pub enum SnapshotError {
     },
     #[error("snapshot {path}: not a tollgate snapshot (bad magic)")]
     BadMagic { path: PathBuf },
-    #[error("snapshot {path}: format version {found} is not supported (this build reads version {VERSION})")]
+    #[error(
+        "snapshot {path}: format version {found} is not supported (this build reads version {VERSION})"
+    )]
     Version { path: PathBuf, found: u32 },
     #[error("snapshot {path}: truncated ({found} bytes, expected {expected})")]
     Truncated {
@@ -93,7 +95,11 @@ pub fn path_in(data_dir: &Path) -> PathBuf {
 pub fn encode(store: &Store, policies: &[std::sync::Arc<Policy>], now: u64) -> Vec<u8> {
     let mut body = Vec::with_capacity(64 + store.len() * 48);
     put_u64(&mut body, now);
-    let run_time: Vec<&Policy> = policies.iter().map(|p| &**p).filter(|p| !p.from_config).collect();
+    let run_time: Vec<&Policy> = policies
+        .iter()
+        .map(|p| &**p)
+        .filter(|p| !p.from_config)
+        .collect();
     put_u32(&mut body, run_time.len() as u32);
     for p in run_time {
         put_bytes(&mut body, p.name.as_bytes());
@@ -216,11 +222,15 @@ impl Reader<'_> {
     }
 
     fn u32(&mut self) -> Read<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "short u32")?))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().map_err(|_| "short u32")?,
+        ))
     }
 
     fn u64(&mut self) -> Read<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| "short u64")?))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().map_err(|_| "short u64")?,
+        ))
     }
 
     fn bytes(&mut self) -> Read<&[u8]> {
@@ -260,7 +270,11 @@ impl Reader<'_> {
             && (1..=MAX_COUNT).contains(&p.burst)
             && p.buckets <= MAX_BUCKETS
             && (p.buckets >= 1 || !algorithm.uses_buckets());
-        if ok { Ok(p) } else { Err(format!("rule out of range: {p:?}")) }
+        if ok {
+            Ok(p)
+        } else {
+            Err(format!("rule out of range: {p:?}"))
+        }
     }
 
     fn pairs(&mut self) -> Read<(VecDeque<(u64, u64)>, u64)> {
@@ -444,12 +458,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
 }
 
 /// [`write_atomic`], stopping where `fault` says, as a crash would.
-pub fn write_with_fault(path: &Path, bytes: &[u8], fault: Option<Fault>) -> Result<(), SnapshotError> {
+pub fn write_with_fault(
+    path: &Path,
+    bytes: &[u8],
+    fault: Option<Fault>,
+) -> Result<(), SnapshotError> {
     let io = |source| SnapshotError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!(".{FILE_NAME}.tmp-{}", std::process::id()));
     let crash = || std::io::Error::other("simulated crash");
@@ -507,8 +528,12 @@ mod tests {
         for (i, a) in Algorithm::ALL.into_iter().enumerate() {
             let p = Params::new(a, 10, 60 * S);
             let key = format!("k{i}");
-            store.check(key.as_bytes(), &p, T0, Request::take(3)).unwrap();
-            store.check(key.as_bytes(), &p, T0 + S, Request::take(2)).unwrap();
+            store
+                .check(key.as_bytes(), &p, T0, Request::take(3))
+                .unwrap();
+            store
+                .check(key.as_bytes(), &p, T0 + S, Request::take(2))
+                .unwrap();
         }
         let policy = Policy {
             name: "api".into(),
@@ -524,7 +549,13 @@ mod tests {
             from_config: true,
             ..policy.clone()
         };
-        (store, vec![std::sync::Arc::new(policy), std::sync::Arc::new(config_policy)])
+        (
+            store,
+            vec![
+                std::sync::Arc::new(policy),
+                std::sync::Arc::new(config_policy),
+            ],
+        )
     }
 
     fn entries_of(store: &Store) -> Vec<(Vec<u8>, Entry)> {
@@ -540,7 +571,11 @@ mod tests {
         let bytes = encode(&store, &policies, T0);
         let contents = decode(&bytes, Path::new("x")).unwrap();
         assert_eq!(contents.written_at, T0);
-        assert_eq!(contents.policies.len(), 1, "only run-time policies are saved");
+        assert_eq!(
+            contents.policies.len(),
+            1,
+            "only run-time policies are saved"
+        );
         assert_eq!(contents.policies[0], *policies[0]);
         let restored = Store::new();
         for (k, e) in contents.entries {
@@ -559,7 +594,10 @@ mod tests {
         let msg = |b: &[u8]| decode(b, p).unwrap_err().to_string();
         for cut in [0, 3, 10, 19, 20, good.len() / 2, good.len() - 1] {
             let m = msg(&good[..cut]);
-            assert!(m.contains("truncated") && m.contains("/data/dump.tgs"), "cut {cut}: {m}");
+            assert!(
+                m.contains("truncated") && m.contains("/data/dump.tgs"),
+                "cut {cut}: {m}"
+            );
         }
         for i in (HEADER..good.len()).step_by(7) {
             let mut bad = good.clone();
@@ -591,7 +629,10 @@ mod tests {
         bytes.extend_from_slice(&body);
         put_u32(&mut bytes, crc32fast::hash(&body));
         let m = decode(&bytes, Path::new("f")).unwrap_err().to_string();
-        assert!(m.contains("corrupted") && m.contains("exceeds the file"), "{m}");
+        assert!(
+            m.contains("corrupted") && m.contains("exceeds the file"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -603,7 +644,11 @@ mod tests {
         let old = encode(&Store::new(), &[], T0);
         write_atomic(&path, &old).unwrap();
         let new = encode(&store, &policies, T0 + S);
-        for fault in [Fault::CrashAfter(0), Fault::CrashAfter(new.len() / 2), Fault::CrashBeforeRename] {
+        for fault in [
+            Fault::CrashAfter(0),
+            Fault::CrashAfter(new.len() / 2),
+            Fault::CrashBeforeRename,
+        ] {
             assert!(write_with_fault(&path, &new, Some(fault)).is_err());
             let loaded = load(&path).unwrap().unwrap();
             assert_eq!(loaded.written_at, T0, "{fault:?}");

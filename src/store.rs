@@ -476,7 +476,11 @@ mod tests {
     fn changes_are_flagged_for_snapshots() {
         let store = Store::new();
         let p = Params::new(Algorithm::Gcra, 1, SECOND);
-        let dry = Request { cost: 1, commit: false, max_wait: None };
+        let dry = Request {
+            cost: 1,
+            commit: false,
+            max_wait: None,
+        };
         store.check(b"k", &p, 0, dry).unwrap();
         assert!(!store.take_changed(), "a dry run changes nothing");
         store.check(b"k", &p, 0, Request::take(1)).unwrap();

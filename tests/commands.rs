@@ -905,6 +905,11 @@ async fn shutdown_command_stops_the_server() {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert!(!shared.persistence.path.exists(), "NOSAVE writes no snapshot: {:?} {:?}", shared.persistence.path, shared.persistence.status(&shared));
+    assert!(
+        !shared.persistence.path.exists(),
+        "NOSAVE writes no snapshot: {:?} {:?}",
+        shared.persistence.path,
+        shared.persistence.status(&shared)
+    );
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

@@ -453,7 +453,9 @@ fn dispatch_inner(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdErr
 /// The metrics slot of a check command (`None` for other commands).
 fn check_slot(spec: &CommandSpec, argv: &[Bytes]) -> Option<usize> {
     match spec.name {
-        "cl.throttle" => Some(crate::metrics::Metrics::slot(crate::limiter::Algorithm::Gcra)),
+        "cl.throttle" => Some(crate::metrics::Metrics::slot(
+            crate::limiter::Algorithm::Gcra,
+        )),
         "limit.check" => Some(match crate::limiter::Algorithm::parse(argv.get(2)?) {
             Some(a) => crate::metrics::Metrics::slot(a),
             None => crate::metrics::POLICY,

@@ -57,7 +57,9 @@ pub fn time(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
 /// `SAVE`: writes a snapshot and answers when it is on disk.
 pub fn save(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
     if ctx.shared.persistence.in_progress() {
-        return Err(CmdError::Line("ERR Background save already in progress".into()));
+        return Err(CmdError::Line(
+            "ERR Background save already in progress".into(),
+        ));
     }
     let shared = ctx.shared.clone();
     if !ctx.blocking {
@@ -89,7 +91,9 @@ pub fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
             p.background_request.notify_one();
             return Ok(Reply::Simple("Background saving scheduled").into());
         }
-        return Err(CmdError::Line("ERR Background save already in progress".into()));
+        return Err(CmdError::Line(
+            "ERR Background save already in progress".into(),
+        ));
     }
     p.background_request.notify_one();
     Ok(Reply::Simple("Background saving started").into())

@@ -41,9 +41,18 @@ impl TestServer {
     }
 
     async fn start(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        manual: Option<ManualClock>,
+    ) -> TestServer {
+        TestServer::start_with(config, clock, manual, false).await
+    }
+
+    async fn start_with(
         mut config: Config,
         clock: Arc<dyn Clock>,
         manual: Option<ManualClock>,
+        restore: bool,
     ) -> TestServer {
         if config.data_dir == Config::default().data_dir {
             // Never write into the repository: each server gets its own directory.
@@ -52,6 +61,9 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Shared::new(config, clock);
+        if restore {
+            tollgate::persistence::load_into(&shared, false).unwrap();
+        }
         let handle = tokio::spawn(server::run(
             listener,
             shared.clone(),
@@ -63,6 +75,13 @@ impl TestServer {
             clock: manual,
             handle,
         }
+    }
+
+    /// A server on a manual clock set to `now_ns` that first restores the
+    /// snapshot in `config.data_dir`, as the binary does.
+    pub async fn restoring(config: Config, now_ns: u64) -> TestServer {
+        let clock = ManualClock::new(now_ns);
+        TestServer::start_with(config, Arc::new(clock.clone()), Some(clock), true).await
     }
 
     pub fn url(&self) -> String {
@@ -90,6 +109,12 @@ impl TestServer {
 
     pub fn advance_ns(&self, ns: u64) {
         self.clock.as_ref().expect("a manual clock").advance(ns);
+    }
+
+    /// Stops the server as SIGTERM does (with the final snapshot).
+    pub async fn stop_saving(self) -> Result<(), String> {
+        self.shared.begin_shutdown();
+        self.handle.await.unwrap()
     }
 
     /// Stops the server without a final snapshot and waits until it has.

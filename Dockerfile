@@ -1,0 +1,30 @@
+# tollgate: multi-stage build, small non-root runtime image.
+#   docker build -t tollgate .
+#   docker run -p 6379:6379 -v tollgate-data:/data tollgate
+
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY config ./config
+RUN cargo build --release --locked --bin tollgate \
+ && strip target/release/tollgate
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin tollgate \
+ && mkdir -p /data /etc/tollgate \
+ && chown tollgate:tollgate /data
+COPY --from=build /src/target/release/tollgate /usr/local/bin/tollgate
+COPY config/tollgate.toml /etc/tollgate/tollgate.toml
+USER tollgate
+VOLUME ["/data"]
+EXPOSE 6379
+# Inside the container tollgate listens on all interfaces and keeps its
+# snapshot in the /data volume.
+ENV TOLLGATE_BIND=0.0.0.0 \
+    TOLLGATE_DATA_DIR=/data
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["tollgate", "--healthcheck"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["tollgate"]
+CMD ["--config", "/etc/tollgate/tollgate.toml"]

@@ -1,0 +1,379 @@
+//! Snapshots through the server: SAVE, BGSAVE, LASTSAVE, periodic and final
+//! snapshots, restore, downtime, a failing disk, policies from the config
+//! file reloaded, and the Prometheus endpoint. Manual clock where time matters.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{START_NS, TestServer, check, error, run, scratch_dir};
+use redis::Value;
+use tollgate::config::Config;
+
+const ALL: [&str; 6] = [
+    "token_bucket",
+    "leaky_bucket",
+    "fixed_window",
+    "sliding_log",
+    "sliding_window",
+    "gcra",
+];
+
+fn config_in(dir: &std::path::Path) -> Config {
+    Config {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    }
+}
+
+/// Touches every algorithm, inline and under a run-time policy.
+async fn fill(c: &mut redis::aio::MultiplexedConnection) {
+    for a in ALL {
+        // Inside MULTI so the leaky bucket does not hold the reply.
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("LIMIT.CHECK")
+            .arg(format!("k-{a}"))
+            .arg(a)
+            .arg(10)
+            .arg("1m")
+            .arg("COST")
+            .arg(3)
+            .cmd("LIMIT.CHECK")
+            .arg(format!("k-{a}"))
+            .arg(a)
+            .arg(10)
+            .arg("1m")
+            .arg("COST")
+            .arg(2);
+        let _: Vec<Vec<i64>> = pipe.query_async(c).await.unwrap();
+    }
+    run(
+        c,
+        &[
+            "LIMIT.POLICY",
+            "SET",
+            "api",
+            "gcra",
+            "5",
+            "1s",
+            "sliding_log",
+            "100",
+            "1h",
+        ],
+    )
+    .await
+    .unwrap();
+    check(c, "LIMIT.CHECK user POLICY api COST 2").await;
+}
+
+async fn infos(c: &mut redis::aio::MultiplexedConnection) -> Vec<Value> {
+    let mut out = Vec::new();
+    for a in ALL {
+        out.push(run(c, &["LIMIT.INFO", &format!("k-{a}")]).await.unwrap());
+    }
+    out.push(
+        run(c, &["LIMIT.INFO", "user", "POLICY", "api"])
+            .await
+            .unwrap(),
+    );
+    out
+}
+
+#[tokio::test]
+async fn restart_keeps_every_kind_of_state_and_runtime_policies() {
+    let dir = scratch_dir();
+    let server = TestServer::manual_with(config_in(&dir)).await;
+    let mut c = server.conn().await;
+    fill(&mut c).await;
+    let before = infos(&mut c).await;
+    assert_eq!(run(&mut c, &["SAVE"]).await.unwrap(), Value::Okay);
+    assert_eq!(
+        run(&mut c, &["LASTSAVE"]).await.unwrap(),
+        Value::Int((START_NS / 1_000_000_000) as i64)
+    );
+    server.stop().await;
+
+    let server = TestServer::restoring(config_in(&dir), START_NS).await;
+    let mut c = server.conn().await;
+    assert_eq!(infos(&mut c).await, before);
+    assert_eq!(run(&mut c, &["DBSIZE"]).await.unwrap(), Value::Int(7));
+    assert_eq!(
+        run(&mut c, &["LIMIT.POLICY", "LIST"]).await.unwrap(),
+        Value::Array(vec![Value::BulkString(b"api".to_vec())])
+    );
+    // The restored state answers as before: 5 of 10 used.
+    assert_eq!(
+        check(
+            &mut c,
+            "LIMIT.CHECK k-fixed_window fixed_window 10 1m COST 5"
+        )
+        .await[..3],
+        [1, 10, 0]
+    );
+    assert_eq!(
+        check(&mut c, "LIMIT.CHECK k-fixed_window fixed_window 10 1m").await[0],
+        0
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn time_passing_while_down_counts() {
+    let dir = scratch_dir();
+    let server = TestServer::manual_with(config_in(&dir)).await;
+    let mut c = server.conn().await;
+    check(&mut c, "LIMIT.CHECK day fixed_window 10 1d COST 10").await;
+    check(&mut c, "LIMIT.CHECK minute fixed_window 10 1m COST 10").await;
+    check(&mut c, "LIMIT.CHECK bucket token_bucket 10 1m COST 10").await;
+    server.stop_saving().await.unwrap();
+
+    // Down for 90 s: the minute window and the bucket are fresh again; the day is not.
+    let server = TestServer::restoring(config_in(&dir), START_NS + 90_000_000_000).await;
+    let mut c = server.conn().await;
+    assert_eq!(run(&mut c, &["DBSIZE"]).await.unwrap(), Value::Int(1));
+    assert_eq!(
+        check(&mut c, "LIMIT.CHECK minute fixed_window 10 1m COST 10").await[0],
+        1
+    );
+    assert_eq!(
+        check(&mut c, "LIMIT.CHECK bucket token_bucket 10 1m COST 10").await[0],
+        1
+    );
+    assert_eq!(
+        check(&mut c, "LIMIT.CHECK day fixed_window 10 1d").await[0],
+        0
+    );
+    server.stop().await;
+
+    // Down 30 s after half a bucket was used: half of it refilled meanwhile.
+    let dir = scratch_dir();
+    let server = TestServer::manual_with(config_in(&dir)).await;
+    let mut c = server.conn().await;
+    check(&mut c, "LIMIT.CHECK b token_bucket 10 1m COST 10").await;
+    server.stop_saving().await.unwrap();
+    let server = TestServer::restoring(config_in(&dir), START_NS + 30_000_000_000).await;
+    let mut c = server.conn().await;
+    assert_eq!(
+        check(&mut c, "LIMIT.CHECK b token_bucket 10 1m DRYRUN").await[..3],
+        [1, 10, 4]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bgsave_and_periodic_snapshots_write_in_the_background() {
+    let dir = scratch_dir();
+    let config = Config {
+        snapshot_interval_ms: 50,
+        ..config_in(&dir)
+    };
+    let server = TestServer::manual_with(config).await;
+    let path = server.shared.persistence.path.clone();
+    let mut c = server.conn().await;
+    // Nothing changed: no snapshot is written.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!path.exists());
+    check(&mut c, "LIMIT.CHECK k gcra 1 1h").await;
+    let mut written = false;
+    for _ in 0..500 {
+        if path.exists() {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(written, "the periodic snapshot appeared");
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
+    server.stop().await;
+
+    let server = TestServer::manual_with(config_in(&scratch_dir())).await;
+    let path = server.shared.persistence.path.clone();
+    let mut c = server.conn().await;
+    check(&mut c, "LIMIT.CHECK k gcra 1 1h").await;
+    assert_eq!(
+        run(&mut c, &["BGSAVE"]).await.unwrap(),
+        Value::SimpleString("Background saving started".into())
+    );
+    for _ in 0..500 {
+        if path.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        tollgate::snapshot::load(&path)
+            .unwrap()
+            .unwrap()
+            .entries
+            .len(),
+        1
+    );
+    assert_eq!(error(&mut c, &["BGSAVE", "NOW"]).await, "ERR syntax error");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_disk_is_an_error_and_checks_go_on() {
+    let dir = scratch_dir();
+    // A data directory that is a regular file cannot hold a snapshot (this
+    // works even as root, unlike permissions).
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let server = TestServer::manual_with(config_in(&file)).await;
+    let mut c = server.conn().await;
+    check(&mut c, "LIMIT.CHECK k gcra 5 1s").await;
+    let err = error(&mut c, &["SAVE"]).await;
+    assert!(
+        err.starts_with("ERR snapshot ") && err.contains("not-a-dir"),
+        "{err}"
+    );
+    assert_eq!(
+        check(&mut c, "LIMIT.CHECK k gcra 5 1s").await[..3],
+        [1, 5, 3]
+    );
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        info.contains("rdb_last_bgsave_status:err") && info.contains("snapshot_failures:1"),
+        "{info}"
+    );
+    assert!(
+        info.contains("rdb_changes_since_last_save:1"),
+        "still dirty: {info}"
+    );
+    // The final snapshot fails too, and says so.
+    let result = server.stop_saving().await;
+    assert!(result.unwrap_err().contains("not-a-dir"));
+}
+
+#[tokio::test]
+async fn shutdown_writes_the_final_snapshot_unless_nosave() {
+    let dir = scratch_dir();
+    let server = TestServer::manual_with(config_in(&dir)).await;
+    let mut c = server.conn().await;
+    check(&mut c, "LIMIT.CHECK k gcra 5 1h").await;
+    let _ = run(&mut c, &["SHUTDOWN"]).await;
+    let TestServer { handle, shared, .. } = server;
+    tokio::time::timeout(Duration::from_secs(10), handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let saved = tollgate::snapshot::load(&shared.persistence.path)
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved.entries.len(), 1);
+}
+
+#[tokio::test]
+async fn sighup_style_reload_replaces_config_policies_and_refuses_bad_files() {
+    let dir = scratch_dir();
+    let path = dir.join("tollgate.toml");
+    let policy = |limit: u32| {
+        format!(
+            "[[policy]]\nname = \"p\"\nrules = [{{ algorithm = \"gcra\", limit = {limit}, window = \"1s\" }}]\n"
+        )
+    };
+    std::fs::write(&path, policy(5)).unwrap();
+    let config = Config::from_file(&path).unwrap();
+    let server = TestServer::manual_with(Config {
+        data_dir: dir.clone(),
+        ..config
+    })
+    .await;
+    let mut c = server.conn().await;
+    run(
+        &mut c,
+        &["LIMIT.POLICY", "SET", "runtime", "gcra", "1", "1s"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(check(&mut c, "LIMIT.CHECK k POLICY p").await[1], 5);
+
+    std::fs::write(&path, policy(7)).unwrap();
+    assert_eq!(tollgate::server::reload_policies(&server.shared), Ok(1));
+    assert_eq!(check(&mut c, "LIMIT.CHECK k POLICY p").await[1], 7);
+
+    std::fs::write(&path, "[[policy]]\nname = \"p\"\nrules = []\n").unwrap();
+    let err = tollgate::server::reload_policies(&server.shared).unwrap_err();
+    assert!(err.contains("has no rules"), "{err}");
+    assert_eq!(
+        check(&mut c, "LIMIT.CHECK k POLICY p").await[1],
+        7,
+        "old policies stay"
+    );
+    let names = run(&mut c, &["LIMIT.POLICY", "LIST"]).await.unwrap();
+    assert_eq!(
+        names,
+        Value::Array(vec![
+            Value::BulkString(b"p".to_vec()),
+            Value::BulkString(b"runtime".to_vec())
+        ])
+    );
+    server.stop().await;
+}
+
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn prometheus_endpoint_serves_counters_histograms_and_health() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = Config {
+        metrics_addr: Some(addr.clone()),
+        ..Default::default()
+    };
+    let server = TestServer::manual_with(config).await;
+    let mut c = server.conn().await;
+    check(&mut c, "LIMIT.CHECK k gcra 1 1s").await;
+    check(&mut c, "LIMIT.CHECK k gcra 1 1s").await;
+    let mut body = String::new();
+    for _ in 0..100 {
+        if let Ok(s) = tokio::net::TcpStream::connect(&addr).await {
+            drop(s);
+            body = http_get(&addr, "/metrics").await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    for line in [
+        "tollgate_checks_total{algorithm=\"gcra\",result=\"allowed\"} 1",
+        "tollgate_checks_total{algorithm=\"gcra\",result=\"denied\"} 1",
+        "tollgate_check_duration_seconds_count{algorithm=\"gcra\"} 2",
+        "tollgate_check_duration_seconds_bucket{le=\"+Inf\",algorithm=\"gcra\"} 2",
+        "tollgate_keys 1",
+        "# EOF",
+    ] {
+        assert!(body.contains(line), "{line} missing:\n{body}");
+    }
+    let health = http_get(&addr, "/healthz").await;
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
+        "{health}"
+    );
+    assert!(http_get(&addr, "/nope").await.starts_with("HTTP/1.1 404"));
+    server.stop().await;
+}
