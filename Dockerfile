@@ -4,9 +4,7 @@
 
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
-COPY config ./config
+COPY . .
 RUN cargo build --release --locked --bin tollgate \
  && strip target/release/tollgate
 
