@@ -11,21 +11,12 @@ use common::{TestServer, run};
 /// Runs a check; inside MULTI/EXEC when `atomic`, where no reply is held
 /// (the leaky bucket otherwise answers each request at its real-time turn).
 async fn ask(c: &mut redis::aio::MultiplexedConnection, words: &str, atomic: bool) -> Vec<i64> {
-    let words: Vec<&str> = words.split_whitespace().collect();
-    let mut cmd = redis::cmd(words[0]);
-    for w in &words[1..] {
-        cmd.arg(*w);
-    }
     if atomic {
-        let mut pipe = redis::pipe();
-        pipe.atomic().add_command(cmd);
-        let (reply,): (Vec<i64>,) = pipe.query_async(c).await.unwrap();
-        reply
+        common::checks_in_multi(c, words, 1).await.remove(0)
     } else {
-        cmd.query_async(c).await.unwrap()
+        common::check(c, words).await
     }
 }
-use redis::Value;
 
 /// `retry_after_ms` is exact: 1 ms less is denied, that long is allowed.
 async fn retry_is_exact(

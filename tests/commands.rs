@@ -275,16 +275,7 @@ async fn leaky_bucket_info_shows_the_queue() {
     let server = TestServer::manual().await;
     let mut c = server.conn().await;
     // Inside MULTI the reply is not held, so a manual clock can be used.
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for _ in 0..3 {
-        pipe.cmd("LIMIT.CHECK")
-            .arg("q")
-            .arg("leaky_bucket")
-            .arg(4)
-            .arg("1s");
-    }
-    let replies: Vec<Vec<i64>> = pipe.query_async(&mut c).await.unwrap();
+    let replies = common::checks_in_multi(&mut c, "LIMIT.CHECK q leaky_bucket 4 1s", 3).await;
     assert_eq!(replies.iter().map(|r| r[2]).collect::<Vec<_>>(), [3, 2, 1]);
     let info = run(&mut c, &["LIMIT.INFO", "q"]).await.unwrap();
     let Value::Array(rules) = info else { panic!() };
@@ -719,11 +710,7 @@ async fn server_commands() {
     ] {
         assert!(info.contains(line), "{line} missing from INFO");
     }
-    let stats: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let stats = common::info(&mut c, "stats").await;
     assert!(stats.starts_with("# Stats") && !stats.contains("# Server"));
     let cfg = run(&mut c, &["CONFIG", "GET", "max*"]).await.unwrap();
     assert_eq!(cfg, Value::Array(vec![bulk("maxclients"), bulk("10000")]));

@@ -184,11 +184,7 @@ async fn bgsave_and_periodic_snapshots_write_in_the_background() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(written, "the periodic snapshot appeared");
-    let info: String = redis::cmd("INFO")
-        .arg("persistence")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let info = common::info(&mut c, "persistence").await;
     assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
     server.stop().await;
 
@@ -237,11 +233,7 @@ async fn a_failing_disk_is_an_error_and_checks_go_on() {
         check(&mut c, "LIMIT.CHECK k gcra 5 1s").await[..3],
         [1, 5, 3]
     );
-    let info: String = redis::cmd("INFO")
-        .arg("persistence")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let info = common::info(&mut c, "persistence").await;
     assert!(
         info.contains("rdb_last_bgsave_status:err") && info.contains("snapshot_failures:1"),
         "{info}"

@@ -128,11 +128,7 @@ async fn garbage_on_one_connection_leaves_others_working() {
         );
     }
     assert_eq!(run(&mut good, &["DBSIZE"]).await.unwrap(), Value::Int(1));
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(&mut good)
-        .await
-        .unwrap();
+    let info = common::info(&mut good, "stats").await;
     assert!(info.contains("protocol_errors:"), "{info}");
     server.stop().await;
 }

@@ -28,11 +28,7 @@ async fn wait_holds_the_reply_until_allowed() {
     assert!(took >= Duration::from_millis(450), "{took:?}");
     assert!(took < Duration::from_secs(4), "{took:?}");
     // A check that waited counts once, by its final decision.
-    let stats: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let stats = common::info(&mut c, "stats").await;
     assert!(
         stats.contains("checks_token_bucket:2\r\nallowed_token_bucket:2\r\ndenied_token_bucket:0"),
         "{stats}"
@@ -159,16 +155,7 @@ async fn leaky_bucket_wait_caps_the_turn_and_full_queue_denies_at_once() {
     let server = TestServer::real().await;
     let mut c = server.conn().await;
     // Fill the queue inside a transaction (replies not held).
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for _ in 0..3 {
-        pipe.cmd("LIMIT.CHECK")
-            .arg("q")
-            .arg("leaky_bucket")
-            .arg(3)
-            .arg("30s");
-    }
-    let filled: Vec<Vec<i64>> = pipe.query_async(&mut c).await.unwrap();
+    let filled = common::checks_in_multi(&mut c, "LIMIT.CHECK q leaky_bucket 3 30s", 3).await;
     assert!(filled.iter().all(|r| r[0] == 1));
     let (reply, took) = timed(&mut c, "LIMIT.CHECK q leaky_bucket 3 30s").await;
     assert_eq!(reply[..3], [0, 3, 0]);

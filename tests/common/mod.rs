@@ -153,6 +153,34 @@ pub async fn connect(client: &redis::Client) -> redis::aio::MultiplexedConnectio
         .unwrap()
 }
 
+/// One INFO section as text.
+pub async fn info(conn: &mut redis::aio::MultiplexedConnection, section: &str) -> String {
+    redis::cmd("INFO")
+        .arg(section)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+/// Runs the check `words` `times` times inside MULTI/EXEC, where no reply is
+/// held (the leaky bucket otherwise answers at each request's real-time turn).
+pub async fn checks_in_multi(
+    conn: &mut redis::aio::MultiplexedConnection,
+    words: &str,
+    times: usize,
+) -> Vec<Vec<i64>> {
+    let words: Vec<&str> = words.split_whitespace().collect();
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for _ in 0..times {
+        let cmd = pipe.cmd(words[0]);
+        for w in &words[1..] {
+            cmd.arg(*w);
+        }
+    }
+    pipe.query_async(conn).await.unwrap()
+}
+
 /// Runs a command given as words and answers the reply value.
 pub async fn run(
     conn: &mut redis::aio::MultiplexedConnection,
