@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestServer, run};
+use redis::Value;
 
 /// Runs a check; inside MULTI/EXEC when `atomic`, where no reply is held
 /// (the leaky bucket otherwise answers each request at its real-time turn).
