@@ -229,10 +229,37 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
 
 /// Appends `reply` to `out` in the session's protocol.
 pub fn encode(reply: Reply, protocol: u8, out: &mut BytesMut) {
+    if let Reply::Decision(fields) = reply {
+        return encode_decision(&fields, protocol, out);
+    }
     let result = if protocol == 3 {
         redis_protocol::resp3::encode::complete::extend_encode(out, &to_resp3(reply), false)
     } else {
         redis_protocol::resp2::encode::extend_encode(out, &to_resp2(reply), false)
+    };
+    if let Err(e) = result {
+        tracing::error!("cannot encode a reply: {e}");
+        out.extend_from_slice(b"-ERR internal error encoding the reply\r\n");
+    }
+}
+
+/// The hot reply: five integers, encoded from frames on the stack.
+fn encode_decision(fields: &[i64; 5], protocol: u8, out: &mut BytesMut) {
+    let result = if protocol == 3 {
+        use redis_protocol::resp3::types::BorrowedFrame as B3;
+        let items = fields.map(|data| B3::Number {
+            data,
+            attributes: None,
+        });
+        let frame = B3::Array {
+            data: &items,
+            attributes: None,
+        };
+        redis_protocol::resp3::encode::complete::extend_encode_borrowed(out, &frame, false)
+    } else {
+        use redis_protocol::resp2::types::BorrowedFrame as B2;
+        let items = fields.map(B2::Integer);
+        redis_protocol::resp2::encode::extend_encode_borrowed(out, &B2::Array(&items), false)
     };
     if let Err(e) = result {
         tracing::error!("cannot encode a reply: {e}");
@@ -258,6 +285,7 @@ fn to_resp2(reply: Reply) -> Resp2 {
         ),
         Reply::Verbatim(s) => Resp2::BulkString(Bytes::from(s)),
         Reply::Double(d) => Resp2::BulkString(Bytes::from(d.to_string())),
+        Reply::Decision(f) => Resp2::Array(f.into_iter().map(Resp2::Integer).collect()),
     }
 }
 
@@ -302,6 +330,16 @@ fn to_resp3(reply: Reply) -> Resp3 {
         },
         Reply::Double(d) => Resp3::Double {
             data: d,
+            attributes: None,
+        },
+        Reply::Decision(f) => Resp3::Array {
+            data: f
+                .into_iter()
+                .map(|data| Resp3::Number {
+                    data,
+                    attributes: None,
+                })
+                .collect(),
             attributes: None,
         },
     }
@@ -525,6 +563,12 @@ mod tests {
         out.clear();
         encode(reply, 3, &mut out);
         assert_eq!(&out[..], b"%2\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n_\r\n");
+        out.clear();
+        encode(Reply::decision([1, 2, 3, -1, 5]), 2, &mut out);
+        assert_eq!(&out[..], b"*5\r\n:1\r\n:2\r\n:3\r\n:-1\r\n:5\r\n");
+        out.clear();
+        encode(Reply::decision([1, 2, 3, -1, 5]), 3, &mut out);
+        assert_eq!(&out[..], b"*5\r\n:1\r\n:2\r\n:3\r\n:-1\r\n:5\r\n");
         out.clear();
         encode(Reply::Error("ERR a\r\nb".into()), 2, &mut out);
         assert_eq!(&out[..], b"-ERR a  b\r\n");

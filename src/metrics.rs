@@ -33,6 +33,9 @@ const BOUNDS: [f64; 16] = [
     0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
+/// A histogram as read: sum in seconds, count, (upper bound, count) per bucket.
+type HistogramData = (f64, u64, Vec<(f64, u64)>);
+
 /// A lock-free latency histogram (cumulative on encoding).
 #[derive(Debug, Default)]
 pub struct Histogram {
@@ -56,31 +59,73 @@ impl Histogram {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
 
-    /// (sum in seconds, count, cumulative buckets).
-    fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut cumulative = 0;
-        let mut out = Vec::with_capacity(BOUNDS.len() + 1);
-        for (i, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.load(Ordering::Relaxed);
-            out.push((BOUNDS.get(i).copied().unwrap_or(f64::INFINITY), cumulative));
-        }
+    /// (sum in seconds, count, per-bucket counts by upper bound); the
+    /// encoder makes the buckets cumulative.
+    fn snapshot(&self) -> HistogramData {
+        let out: Vec<(f64, u64)> = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                (
+                    BOUNDS.get(i).copied().unwrap_or(f64::INFINITY),
+                    b.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        let count = out.iter().map(|b| b.1).sum();
         let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        (sum, cumulative, out)
+        (sum, count, out)
     }
 }
 
+/// Counters one thread writes: padded to its own cache lines, so that
+/// threads counting at once never share a line.
 #[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe {
+    commands: AtomicU64,
+    allowed: [AtomicU64; 7],
+    denied: [AtomicU64; 7],
+    check_latency: [Histogram; 7],
+}
+
+/// How many stripes the hot counters are split into.
+const STRIPES: usize = 16;
+
+/// This thread's stripe index.
+fn stripe_index() -> usize {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static INDEX: usize = (NEXT.fetch_add(1, Ordering::Relaxed) as usize) % STRIPES;
+    }
+    INDEX.with(|i| *i)
+}
+
+/// The server's counters. The per-check ones are striped per thread and
+/// summed when read; the rare ones are plain atomics.
+#[derive(Debug)]
 pub struct Metrics {
-    pub commands: AtomicU64,
+    stripes: Box<[Stripe]>,
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub protocol_errors: AtomicU64,
-    /// Per algorithm, in [`Algorithm::ALL`] order; index [`POLICY`] counts policy checks.
-    pub allowed: [AtomicU64; 7],
-    pub denied: [AtomicU64; 7],
-    /// Latency of answered checks, per algorithm (and policy), from the
-    /// command's dispatch to its reply (held replies excluded).
-    pub check_latency: [Histogram; 7],
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            protocol_errors: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Adds one to a counter only this thread's stripe writes.
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Metrics {
@@ -92,9 +137,64 @@ impl Metrics {
             .unwrap_or(0)
     }
 
+    fn mine(&self) -> &Stripe {
+        &self.stripes[stripe_index()]
+    }
+
+    /// Counts one command.
+    pub fn command(&self) {
+        bump(&self.mine().commands);
+    }
+
+    /// Counts one final check decision of `slot`.
     pub fn record(&self, slot: usize, allowed: bool) {
-        let counters = if allowed { &self.allowed } else { &self.denied };
-        counters[slot].fetch_add(1, Ordering::Relaxed);
+        let stripe = self.mine();
+        bump(if allowed {
+            &stripe.allowed[slot]
+        } else {
+            &stripe.denied[slot]
+        });
+    }
+
+    /// Records how long an answered check of `slot` took.
+    pub fn observe_check(&self, slot: usize, took: Duration) {
+        self.mine().check_latency[slot].observe(took);
+    }
+
+    pub fn commands(&self) -> u64 {
+        self.stripes.iter().map(|s| Metrics::get(&s.commands)).sum()
+    }
+
+    pub fn allowed(&self, slot: usize) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| Metrics::get(&s.allowed[slot]))
+            .sum()
+    }
+
+    pub fn denied(&self, slot: usize) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| Metrics::get(&s.denied[slot]))
+            .sum()
+    }
+
+    /// The latency histogram of `slot`, summed over the stripes.
+    fn latency(&self, slot: usize) -> HistogramData {
+        let mut total: Option<HistogramData> = None;
+        for s in self.stripes.iter() {
+            let (sum, count, buckets) = s.check_latency[slot].snapshot();
+            total = Some(match total {
+                None => (sum, count, buckets),
+                Some((ts, tc, mut tb)) => {
+                    for (t, b) in tb.iter_mut().zip(&buckets) {
+                        t.1 += b.1;
+                    }
+                    (ts + sum, tc + count, tb)
+                }
+            });
+        }
+        total.unwrap_or_default()
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {
@@ -129,7 +229,7 @@ impl Collector for ServerCollector {
             &mut encoder,
             "tollgate_commands",
             "Commands processed.",
-            Metrics::get(&m.commands),
+            m.commands(),
         )?;
         counter(
             &mut encoder,
@@ -199,10 +299,10 @@ impl Collector for ServerCollector {
             None,
             MetricType::Counter,
         )?;
-        for i in 0..m.allowed.len() {
-            for (result, v) in [("allowed", &m.allowed[i]), ("denied", &m.denied[i])] {
+        for i in 0..=POLICY {
+            for (result, v) in [("allowed", m.allowed(i)), ("denied", m.denied(i))] {
                 let labels = [("algorithm", slot_name(i)), ("result", result)];
-                ConstCounter::new(Metrics::get(v)).encode(checks.encode_family(&labels)?)?;
+                ConstCounter::new(v).encode(checks.encode_family(&labels)?)?;
             }
         }
         let mut latency = encoder.encode_descriptor(
@@ -211,9 +311,9 @@ impl Collector for ServerCollector {
             None,
             MetricType::Histogram,
         )?;
-        for (i, h) in m.check_latency.iter().enumerate() {
+        for i in 0..=POLICY {
             let labels = [("algorithm", slot_name(i))];
-            let (sum, count, buckets) = h.snapshot();
+            let (sum, count, buckets) = m.latency(i);
             latency
                 .encode_family(&labels)?
                 .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
@@ -294,7 +394,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_cumulative() {
+    fn striped_counters_sum_over_threads() {
+        let m = std::sync::Arc::new(Metrics::default());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let m = m.clone();
+                s.spawn(move || {
+                    for _ in 0..1000 {
+                        m.command();
+                        m.record(2, true);
+                        m.observe_check(2, Duration::from_micros(1));
+                    }
+                    m.record(POLICY, false);
+                });
+            }
+        });
+        assert_eq!(
+            (m.commands(), m.allowed(2), m.denied(POLICY)),
+            (4000, 4000, 4)
+        );
+        assert_eq!(m.latency(2).1, 4000);
+    }
+
+    #[test]
+    fn histogram_counts_each_bucket() {
         let h = Histogram::default();
         h.observe(Duration::from_micros(3));
         h.observe(Duration::from_micros(30));
@@ -303,7 +426,8 @@ mod tests {
         assert_eq!(count, 3);
         assert!((sum - 5.000_033).abs() < 1e-9);
         assert_eq!(buckets[0], (0.000_005, 1));
-        assert_eq!(buckets[4], (0.000_1, 2));
-        assert_eq!(buckets.last(), Some(&(f64::INFINITY, 3)));
+        assert_eq!(buckets[3], (0.000_05, 1));
+        assert_eq!(buckets[4], (0.000_1, 0));
+        assert_eq!(buckets.last(), Some(&(f64::INFINITY, 1)));
     }
 }

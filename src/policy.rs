@@ -88,13 +88,13 @@ impl Policies {
 
 /// Lines a key's rule states up with `rules`: a state is kept where the rule
 /// at its position has the same algorithm, and is fresh otherwise.
-pub fn align_states(states: &mut Vec<State>, rules: &[Params], now: u64) {
+pub fn align_states(states: &mut Vec<State>, rules: &[Params]) {
     states.truncate(rules.len());
     for (i, rule) in rules.iter().enumerate() {
         match states.get(i) {
             Some(s) if s.algorithm() == rule.algorithm => {}
-            Some(_) => states[i] = State::fresh(rule, now),
-            None => states.push(State::fresh(rule, now)),
+            Some(_) => states[i] = State::fresh(rule),
+            None => states.push(State::fresh(rule)),
         }
     }
 }
@@ -194,7 +194,7 @@ mod tests {
     fn all_or_nothing() {
         let rules = rules();
         let mut states = Vec::new();
-        align_states(&mut states, &rules, 0);
+        align_states(&mut states, &rules);
         for left in [2, 1, 0] {
             let (d, _) = check_all(&mut states, &rules, 0, Request::take(1));
             assert!(d.allowed);
@@ -230,11 +230,11 @@ mod tests {
     fn changed_rules_keep_state_where_algorithm_matches() {
         let mut rules = rules();
         let mut states = Vec::new();
-        align_states(&mut states, &rules, 0);
+        align_states(&mut states, &rules);
         check_all(&mut states, &rules, 0, Request::take(3));
         rules[0].algorithm = Algorithm::Gcra;
-        align_states(&mut states, &rules, 0);
-        assert_eq!(states[0], State::fresh(&rules[0], 0));
+        align_states(&mut states, &rules);
+        assert_eq!(states[0], State::fresh(&rules[0]));
         let (d, _) = check_all(&mut states, &rules, 0, Request::take(1));
         assert!(!d.allowed, "the fixed window kept its count");
     }

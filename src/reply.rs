@@ -25,6 +25,8 @@ pub enum Reply {
     Verbatim(String),
     /// RESP3 double; a bulk string in RESP2.
     Double(f64),
+    /// The five-integer decision reply, kept off the heap.
+    Decision([i64; 5]),
 }
 
 impl Reply {
@@ -54,7 +56,7 @@ impl Reply {
 
     /// The five-integer decision reply.
     pub fn decision(fields: [i64; 5]) -> Reply {
-        Reply::Array(fields.into_iter().map(Reply::Int).collect())
+        Reply::Decision(fields)
     }
 
     pub fn is_error(&self) -> bool {

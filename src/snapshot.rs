@@ -41,7 +41,7 @@ use crate::limiter::sliding_window::SlidingWindow;
 use crate::limiter::token_bucket::TokenBucket;
 use crate::limiter::{Algorithm, MAX_BUCKETS, MAX_COUNT, MAX_WINDOW_NS, Params, ScaledTime, State};
 use crate::policy::Policy;
-use crate::store::{Entry, Slot, Store};
+use crate::store::{Entry, Slot, SlotRef, Store};
 
 /// The snapshot's file name inside the data directory.
 pub const FILE_NAME: &str = "dump.tgs";
@@ -111,17 +111,17 @@ pub fn encode(store: &Store, policies: &[std::sync::Arc<Policy>], now: u64) -> V
     let count_at = body.len();
     put_u64(&mut body, 0);
     let mut count = 0u64;
-    store.for_each(|key, entry| {
+    store.for_each(|key, fresh_at, slot| {
         count += 1;
         put_bytes(&mut body, key);
-        put_u64(&mut body, entry.fresh_at);
-        match &entry.slot {
-            Slot::Inline { params, state } => {
+        put_u64(&mut body, fresh_at);
+        match slot {
+            SlotRef::Inline { params, state } => {
                 body.push(0);
-                put_params(&mut body, params);
+                put_params(&mut body, &params);
                 put_state(&mut body, state);
             }
-            Slot::Policy(states) => {
+            SlotRef::Policy(states) => {
                 body.push(1);
                 put_u32(&mut body, states.len() as u32);
                 for s in states {
@@ -177,9 +177,8 @@ fn put_state(out: &mut Vec<u8>, state: &State) {
     out.push(algorithm_tag(state.algorithm()));
     match state {
         State::TokenBucket(s) => {
-            put_u64(out, s.tokens);
-            put_u64(out, s.progress);
-            put_u64(out, s.last);
+            put_u64(out, s.full_at.ns);
+            put_u64(out, s.full_at.frac);
         }
         State::LeakyBucket(s) => {
             put_u64(out, s.next.ns);
@@ -267,6 +266,7 @@ impl Reader<'_> {
         };
         let ok = (1..=MAX_COUNT).contains(&p.limit)
             && (1..=MAX_WINDOW_NS).contains(&p.window)
+            && p.window.is_multiple_of(1_000_000)
             && (1..=MAX_COUNT).contains(&p.burst)
             && p.buckets <= MAX_BUCKETS
             && (p.buckets >= 1 || !algorithm.uses_buckets());
@@ -298,9 +298,10 @@ impl Reader<'_> {
     fn state(&mut self) -> Read<State> {
         Ok(match self.algorithm()? {
             Algorithm::TokenBucket => State::TokenBucket(TokenBucket {
-                tokens: self.u64()?,
-                progress: self.u64()?,
-                last: self.u64()?,
+                full_at: ScaledTime {
+                    ns: self.u64()?,
+                    frac: self.u64()?,
+                },
             }),
             Algorithm::LeakyBucket => State::LeakyBucket(LeakyBucket {
                 next: ScaledTime {
@@ -560,7 +561,15 @@ mod tests {
 
     fn entries_of(store: &Store) -> Vec<(Vec<u8>, Entry)> {
         let mut out = Vec::new();
-        store.for_each(|k, e| out.push((k.to_vec(), e.clone())));
+        store.for_each(|k, fresh_at, slot| {
+            out.push((
+                k.to_vec(),
+                Entry {
+                    fresh_at,
+                    slot: slot.to_owned(),
+                },
+            ))
+        });
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }

@@ -1,18 +1,24 @@
-//! The keyspace: a sharded map from key to limiter state.
+//! The keyspace: a sharded map from key to limiter state, built for a small
+//! footprint per key.
 //!
-//! Each check locks one shard of the map (dashmap) only around the pure
-//! limiter step, so checks of one key are atomic and checks of other keys
-//! run in parallel. A state that is back to fresh holds no memory: it is
-//! dropped when next touched and by [`Store::sweep`].
+//! Each shard is a dense vector of 64-byte slots (key inline up to 22 bytes,
+//! the numbers packed into 16 bytes, the state in 24) and a hash index of
+//! 4-byte slot numbers (hashbrown's `HashTable`), behind one mutex. A check
+//! locks one shard only around the pure limiter step, so checks of one key
+//! are atomic and checks of other keys run in parallel.
+//!
+//! A state that is back to fresh holds no memory: it is dropped when next
+//! touched and by [`Store::sweep`]. When it is fresh follows from the state
+//! and the numbers it was last changed under, so no time is stored for it.
 
 use std::cell::RefCell;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry as MapEntry;
+use hashbrown::HashTable;
 
-use crate::limiter::leaky_bucket::LeakyBucket;
-use crate::limiter::{Algorithm, Decision, Params, Request, ScaledTime, State};
+use crate::limiter::{Algorithm, Decision, MAX_BUCKETS, Params, Request, ScaledTime, State};
 use crate::policy::{self, Policy};
 
 /// Which limiter a check addresses: a key checked inline, or a key under a
@@ -23,21 +29,39 @@ pub enum Scope<'a> {
     Policy(&'a str),
 }
 
-/// One key's state and when it becomes fresh again.
+/// A key's state as snapshots exchange it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// When the state is back to fresh (ns since the epoch), under the
-    /// numbers of the last check that consumed.
+    /// When the state is back to fresh (ns since the epoch).
     pub fresh_at: u64,
     pub slot: Slot,
 }
 
-/// The state of an inline key (with the numbers it was last checked under)
+/// The state of an inline key (with the numbers it was last changed under)
 /// or of a key under a policy (one state per rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slot {
     Inline { params: Params, state: State },
     Policy(Vec<State>),
+}
+
+/// A borrowed view of a stored state (see [`Store::for_each`]).
+#[derive(Debug, Clone, Copy)]
+pub enum SlotRef<'a> {
+    Inline { params: Params, state: &'a State },
+    Policy(&'a [State]),
+}
+
+impl SlotRef<'_> {
+    pub fn to_owned(self) -> Slot {
+        match self {
+            SlotRef::Inline { params, state } => Slot::Inline {
+                params,
+                state: state.clone(),
+            },
+            SlotRef::Policy(states) => Slot::Policy(states.to_vec()),
+        }
+    }
 }
 
 /// A check against a key that holds another algorithm's state.
@@ -109,17 +133,204 @@ pub fn decode_key(map_key: &[u8]) -> Option<(Scope<'_>, &[u8])> {
     }
 }
 
-/// The sharded keyspace.
+// ------------------------------------------------------------ compact parts
+
+/// Longest key kept inline in a slot.
+const INLINE_KEY: usize = 22;
+
+/// A map key in 24 bytes: inline up to 22 bytes, else on the heap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    /// `[len, bytes...]`.
+    Inline([u8; INLINE_KEY + 1]),
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    fn new(bytes: &[u8]) -> Key {
+        if bytes.len() <= INLINE_KEY {
+            let mut inline = [0u8; INLINE_KEY + 1];
+            inline[0] = bytes.len() as u8;
+            inline[1..=bytes.len()].copy_from_slice(bytes);
+            Key::Inline(inline)
+        } else {
+            Key::Heap(bytes.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline(b) => &b[1..=usize::from(b[0])],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+/// A rule's numbers in 16 bytes: limit and burst (40 bits each), window in
+/// ms (35 bits), buckets (10 bits), algorithm (3 bits). Every valid rule
+/// fits: counts are at most 10^12 < 2^40, windows are whole milliseconds up
+/// to 366 days < 2^35 ms, buckets at most 1000 < 2^10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Packed([u64; 2]);
+
+const MS: u64 = 1_000_000;
+
+impl Packed {
+    fn new(p: &Params) -> Packed {
+        let algorithm = Algorithm::ALL
+            .iter()
+            .position(|a| *a == p.algorithm)
+            .unwrap_or(0) as u64;
+        let window_ms = p.window / MS;
+        // lo: limit (40 bits), the low 24 bits of burst.
+        let lo = (p.limit & MASK40) | (p.burst << 40);
+        // hi: the high 16 bits of burst, window_ms (35), buckets (10), algorithm (3).
+        let hi = ((p.burst & MASK40) >> 24)
+            | ((window_ms & MASK35) << 16)
+            | (u64::from(p.buckets.min(MAX_BUCKETS)) << 51)
+            | (algorithm << 61);
+        Packed([lo, hi])
+    }
+
+    fn params(self) -> Params {
+        let [lo, hi] = self.0;
+        let limit = lo & MASK40;
+        let burst = (lo >> 40) | ((hi & 0xffff) << 24);
+        let window = ((hi >> 16) & MASK35) * MS;
+        let buckets = ((hi >> 51) & 0x3ff) as u32;
+        let algorithm = Algorithm::ALL[((hi >> 61) as usize).min(5)];
+        Params {
+            algorithm,
+            limit,
+            window,
+            burst,
+            buckets,
+        }
+    }
+}
+
+const MASK40: u64 = (1 << 40) - 1;
+const MASK35: u64 = (1 << 35) - 1;
+
+/// The states of a key under a policy, and when they are all fresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PolicyStates {
+    fresh_at: u64,
+    states: Vec<State>,
+}
+
+/// What a slot holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held {
+    Inline(State),
+    Policy(Box<PolicyStates>),
+}
+
+/// One key's slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry64 {
+    key: Key,
+    /// The numbers of the last change (inline keys).
+    params: Packed,
+    held: Held,
+}
+
+impl Entry64 {
+    fn fresh_at(&self) -> u64 {
+        match &self.held {
+            Held::Inline(state) => state.fresh_at(&self.params.params()),
+            Held::Policy(p) => p.fresh_at,
+        }
+    }
+}
+
+/// One shard: dense slots and an index of slot numbers by key hash.
 #[derive(Debug, Default)]
+struct Shard {
+    index: HashTable<u32>,
+    slots: Vec<Entry64>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct PaddedShard(Mutex<Shard>);
+
+impl Shard {
+    fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| slots[i as usize].key.as_bytes() == key)
+            .map(|&i| i as usize)
+    }
+
+    fn insert(&mut self, hash: u64, entry: Entry64, hasher: &impl BuildHasher) -> usize {
+        let i = self.slots.len();
+        self.slots.push(entry);
+        let slots = &self.slots;
+        self.index.insert_unique(hash, i as u32, |&j| {
+            hasher.hash_one(slots[j as usize].key.as_bytes())
+        });
+        i
+    }
+
+    /// Removes slot `i` (whose key hashes to `hash`), moving the last slot
+    /// into its place.
+    fn remove(&mut self, hash: u64, i: usize, hasher: &impl BuildHasher) -> Entry64 {
+        if let Ok(found) = self.index.find_entry(hash, |&j| j as usize == i) {
+            found.remove();
+        }
+        let last = self.slots.len() - 1;
+        if i != last {
+            let moved = hasher.hash_one(self.slots[last].key.as_bytes());
+            if let Some(j) = self.index.find_mut(moved, |&j| j as usize == last) {
+                *j = i as u32;
+            }
+        }
+        self.slots.swap_remove(i)
+    }
+
+    /// Gives memory back after many removals.
+    fn shrink(&mut self, hasher: &impl BuildHasher) {
+        if self.slots.capacity() > 64 && self.slots.len() < self.slots.capacity() / 4 {
+            self.slots.shrink_to(self.slots.len() * 2);
+            let slots = &self.slots;
+            self.index.shrink_to(slots.len(), |&j| {
+                hasher.hash_one(slots[j as usize].key.as_bytes())
+            });
+        }
+    }
+}
+
+/// The sharded keyspace.
+#[derive(Debug)]
 pub struct Store {
-    map: DashMap<Box<[u8]>, Entry>,
+    shards: Box<[PaddedShard]>,
+    hasher: foldhash::fast::RandomState,
     /// Set by every change that a snapshot should record.
     changed: AtomicBool,
 }
 
+impl Default for Store {
+    fn default() -> Store {
+        Store::new()
+    }
+}
+
+/// Shards per store: enough that threads rarely meet on one.
+const SHARDS: usize = 64;
+
 impl Store {
     pub fn new() -> Store {
-        Store::default()
+        Store {
+            shards: (0..SHARDS).map(|_| PaddedShard::default()).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            changed: AtomicBool::new(false),
+        }
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        let i = (hash >> 32) as usize % SHARDS;
+        self.shards[i].0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Notes a change for the next snapshot (a read first: cheap when set).
@@ -139,6 +350,37 @@ impl Store {
         self.changed.load(Ordering::Relaxed)
     }
 
+    /// Runs `step` on the slot of `map_key` under its shard's lock; `fresh()`
+    /// builds the slot of a key not present, stored only if the step leaves it
+    /// not fresh; a slot the step leaves fresh is dropped.
+    fn apply<T>(
+        &self,
+        map_key: &[u8],
+        now: u64,
+        step: impl FnOnce(&mut Entry64) -> Result<T, WrongType>,
+        fresh: impl FnOnce() -> Entry64,
+    ) -> Result<T, WrongType> {
+        let hash = self.hasher.hash_one(map_key);
+        let mut shard = self.shard(hash);
+        match shard.find(hash, map_key) {
+            Some(i) => {
+                let out = step(&mut shard.slots[i])?;
+                if shard.slots[i].fresh_at() <= now {
+                    shard.remove(hash, i, &self.hasher);
+                }
+                Ok(out)
+            }
+            None => {
+                let mut entry = fresh();
+                let out = step(&mut entry)?;
+                if entry.fresh_at() > now {
+                    shard.insert(hash, entry, &self.hasher);
+                }
+                Ok(out)
+            }
+        }
+    }
+
     /// Checks an inline key under `params`.
     pub fn check(
         &self,
@@ -155,42 +397,37 @@ impl Store {
                         decision,
                         leaky_end: None,
                     },
-                    None,
+                    false,
                 );
             }
             let leaky_end = match state {
                 State::LeakyBucket(lb) => Some(lb.next),
                 _ => None,
             };
-            let fresh_at = now.saturating_add(decision.reset_after);
             (
                 Checked {
                     decision,
                     leaky_end,
                 },
-                Some(fresh_at),
+                true,
             )
         })
     }
 
     /// Runs `step` on the state of inline `key` (fresh if it has none) under
-    /// the key's lock. `step` answers its result and, if it changed the
-    /// state, when the state is fresh again; the key then remembers `params`.
+    /// the key's lock. `step` answers its result and whether it changed the
+    /// state; the key then remembers `params`.
     pub fn update<T>(
         &self,
         key: &[u8],
         params: &Params,
         now: u64,
-        step: impl FnOnce(&mut State) -> (T, Option<u64>),
+        step: impl FnOnce(&mut State) -> (T, bool),
     ) -> Result<T, WrongType> {
         with_map_key(Scope::Inline, key, |map_key| {
-            let apply = |entry: &mut Entry| -> Result<T, WrongType> {
-                let Slot::Inline {
-                    params: held,
-                    state,
-                } = &mut entry.slot
-                else {
-                    unreachable!("inline map keys hold inline slots");
+            let apply = |entry: &mut Entry64| {
+                let Held::Inline(state) = &mut entry.held else {
+                    unreachable!("inline map keys hold inline states");
                 };
                 if state.algorithm() != params.algorithm {
                     return Err(WrongType {
@@ -199,23 +436,21 @@ impl Store {
                         wanted: params.algorithm.name(),
                     });
                 }
-                if entry.fresh_at <= now {
-                    *state = State::fresh(params, now);
+                let held_params = entry.params.params();
+                if state.fresh_at(&held_params) <= now {
+                    *state = State::fresh(params);
                 }
-                let (out, fresh_at) = step(state);
-                if let Some(fresh_at) = fresh_at {
-                    *held = *params;
-                    entry.fresh_at = fresh_at;
+                let (out, changed) = step(state);
+                if changed {
+                    entry.params = Packed::new(params);
                     self.touch();
                 }
                 Ok(out)
             };
-            self.apply(map_key, now, apply, || Entry {
-                fresh_at: 0,
-                slot: Slot::Inline {
-                    params: *params,
-                    state: State::fresh(params, now),
-                },
+            self.apply(map_key, now, apply, || Entry64 {
+                key: Key::new(map_key),
+                params: Packed::new(params),
+                held: Held::Inline(State::fresh(params)),
             })
         })
     }
@@ -230,26 +465,30 @@ impl Store {
     ) -> Decision {
         let rules = &policy.rules;
         with_map_key(Scope::Policy(&policy.name), key, |map_key| {
-            let step = |entry: &mut Entry| -> Result<Decision, WrongType> {
-                let Slot::Policy(states) = &mut entry.slot else {
-                    unreachable!("policy map keys hold policy slots");
+            let step = |entry: &mut Entry64| {
+                let Held::Policy(held) = &mut entry.held else {
+                    unreachable!("policy map keys hold policy states");
                 };
-                if entry.fresh_at <= now {
-                    states.clear();
+                if held.fresh_at <= now {
+                    held.states.clear();
                 }
-                policy::align_states(states, rules, now);
-                let (decision, reset) = policy::check_all(states, rules, now, request);
+                policy::align_states(&mut held.states, rules);
+                let (decision, reset) = policy::check_all(&mut held.states, rules, now, request);
                 if let Some(reset) = reset
                     && request.cost > 0
                 {
-                    entry.fresh_at = now.saturating_add(reset);
+                    held.fresh_at = now.saturating_add(reset);
                     self.touch();
                 }
                 Ok(decision)
             };
-            let fresh = || Entry {
-                fresh_at: 0,
-                slot: Slot::Policy(Vec::with_capacity(rules.len())),
+            let fresh = || Entry64 {
+                key: Key::new(map_key),
+                params: Packed::default(),
+                held: Held::Policy(Box::new(PolicyStates {
+                    fresh_at: 0,
+                    states: Vec::with_capacity(rules.len()),
+                })),
             };
             match self.apply(map_key, now, step, fresh) {
                 Ok(d) => d,
@@ -258,66 +497,23 @@ impl Store {
         })
     }
 
-    /// Runs `step` on the entry at `map_key` under its shard's lock. A key
-    /// not present gets `fresh()`, which is stored only if the step leaves it
-    /// not fresh; an entry the step leaves fresh is removed.
-    fn apply<T>(
-        &self,
-        map_key: &[u8],
-        now: u64,
-        step: impl FnOnce(&mut Entry) -> Result<T, WrongType>,
-        fresh: impl FnOnce() -> Entry,
-    ) -> Result<T, WrongType> {
-        if let Some(mut entry) = self.map.get_mut(map_key) {
-            let out = step(&mut entry)?;
-            let stale = entry.fresh_at <= now;
-            drop(entry);
-            if stale {
-                self.map.remove_if(map_key, |_, e| e.fresh_at <= now);
-            }
-            return Ok(out);
-        }
-        match self.map.entry(Box::from(map_key)) {
-            MapEntry::Occupied(mut o) => {
-                // Another client inserted it between our two lookups.
-                let out = step(o.get_mut())?;
-                if o.get().fresh_at <= now {
-                    o.remove();
-                }
-                Ok(out)
-            }
-            MapEntry::Vacant(v) => {
-                let mut entry = fresh();
-                let out = step(&mut entry)?;
-                if entry.fresh_at > now {
-                    v.insert(entry);
-                }
-                Ok(out)
-            }
-        }
-    }
-
     /// Gives back the queue slot of an inline leaky bucket request whose
     /// caller left before its turn (only if no one queued behind it).
     pub fn give_back_leaky(&self, key: &[u8], params: &Params, end: ScaledTime, cost: u64) -> bool {
         with_map_key(Scope::Inline, key, |map_key| {
-            let Some(mut entry) = self.map.get_mut(map_key) else {
+            let hash = self.hasher.hash_one(map_key);
+            let mut shard = self.shard(hash);
+            let Some(i) = shard.find(hash, map_key) else {
                 return false;
             };
-            let Slot::Inline {
-                state: State::LeakyBucket(lb),
-                ..
-            } = &mut entry.slot
-            else {
+            let Held::Inline(State::LeakyBucket(lb)) = &mut shard.slots[i].held else {
                 return false;
             };
-            let given: &mut LeakyBucket = lb;
-            if !given.give_back(params, end, cost) {
-                return false;
+            let given = lb.give_back(params, end, cost);
+            if given {
+                self.touch();
             }
-            entry.fresh_at = given.next.ns;
-            self.touch();
-            true
+            given
         })
     }
 
@@ -330,18 +526,20 @@ impl Store {
         now: u64,
     ) -> Option<Snapshot> {
         with_map_key(scope, key, |map_key| {
-            let entry = self.map.get(map_key)?;
-            if entry.fresh_at <= now {
+            let hash = self.hasher.hash_one(map_key);
+            let shard = self.shard(hash);
+            let entry = &shard.slots[shard.find(hash, map_key)?];
+            if entry.fresh_at() <= now {
                 return None;
             }
-            let rules = match (&entry.slot, policy) {
-                (Slot::Inline { params, state }, _) => vec![(*params, state.clone())],
-                (Slot::Policy(states), Some(policy)) => {
-                    let mut states = states.clone();
-                    policy::align_states(&mut states, &policy.rules, now);
+            let rules = match (&entry.held, policy) {
+                (Held::Inline(state), _) => vec![(entry.params.params(), state.clone())],
+                (Held::Policy(held), Some(policy)) => {
+                    let mut states = held.states.clone();
+                    policy::align_states(&mut states, &policy.rules);
                     policy.rules.iter().copied().zip(states).collect()
                 }
-                (Slot::Policy(_), None) => return None,
+                (Held::Policy(_), None) => return None,
             };
             Some(Snapshot { rules })
         })
@@ -350,9 +548,12 @@ impl Store {
     /// Drops the state of (`scope`, `key`); true if there was one.
     pub fn reset(&self, scope: Scope<'_>, key: &[u8], now: u64) -> bool {
         let dropped = with_map_key(scope, key, |map_key| {
-            self.map
-                .remove(map_key)
-                .is_some_and(|(_, e)| e.fresh_at > now)
+            let hash = self.hasher.hash_one(map_key);
+            let mut shard = self.shard(hash);
+            let Some(i) = shard.find(hash, map_key) else {
+                return false;
+            };
+            shard.remove(hash, i, &self.hasher).fresh_at() > now
         });
         if dropped {
             self.touch();
@@ -360,58 +561,89 @@ impl Store {
         dropped
     }
 
-    /// Live states (including fresh ones not yet swept).
+    /// Stored states (including fresh ones not yet swept).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.shards.iter().map(|s| lock(s).slots.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     /// Drops every state.
     pub fn clear(&self) {
-        self.map.clear();
+        for s in self.shards.iter() {
+            *lock(s) = Shard::default();
+        }
         self.touch();
     }
 
-    /// Drops every state that is fresh at `now`; answers how many.
+    /// Drops every state that is fresh at `now`, shard by shard; answers how many.
     pub fn sweep(&self, now: u64) -> usize {
-        let before = self.map.len();
-        self.map.retain(|_, e| e.fresh_at > now);
-        before.saturating_sub(self.map.len())
+        let mut dropped = 0;
+        for s in self.shards.iter() {
+            let mut shard = lock(s);
+            let mut i = 0;
+            while i < shard.slots.len() {
+                if shard.slots[i].fresh_at() <= now {
+                    let hash = self.hasher.hash_one(shard.slots[i].key.as_bytes());
+                    shard.remove(hash, i, &self.hasher);
+                    dropped += 1;
+                } else {
+                    i += 1;
+                }
+            }
+            shard.shrink(&self.hasher);
+        }
+        dropped
     }
 
-    /// Counts live states per algorithm (policy states count per rule).
-    pub fn count_by_algorithm(&self) -> [usize; 6] {
-        let mut counts = [0; 6];
-        for entry in self.map.iter() {
-            let mut add = |s: &State| {
-                let i = Algorithm::ALL
-                    .iter()
-                    .position(|a| *a == s.algorithm())
-                    .unwrap_or(0);
-                counts[i] += 1;
-            };
-            match &entry.slot {
-                Slot::Inline { state, .. } => add(state),
-                Slot::Policy(states) => states.iter().for_each(add),
+    /// Visits every stored state with its map key and fresh time, one shard
+    /// at a time (each shard is locked only while it is visited).
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], u64, SlotRef<'_>)) {
+        for s in self.shards.iter() {
+            let shard = lock(s);
+            for e in &shard.slots {
+                let view = match &e.held {
+                    Held::Inline(state) => SlotRef::Inline {
+                        params: e.params.params(),
+                        state,
+                    },
+                    Held::Policy(p) => SlotRef::Policy(&p.states),
+                };
+                f(e.key.as_bytes(), e.fresh_at(), view);
             }
         }
-        counts
     }
 
-    /// Visits every entry (shard by shard) with its map key.
-    pub fn for_each(&self, mut f: impl FnMut(&[u8], &Entry)) {
-        for item in self.map.iter() {
-            f(item.key(), item.value());
-        }
-    }
-
-    /// Inserts an entry as it was saved (used when restoring).
+    /// Inserts (or replaces) a state as it was saved (used when restoring).
     pub fn insert_raw(&self, map_key: Box<[u8]>, entry: Entry) {
-        self.map.insert(map_key, entry);
+        let (params, held) = match entry.slot {
+            Slot::Inline { params, state } => (Packed::new(&params), Held::Inline(state)),
+            Slot::Policy(states) => (
+                Packed::default(),
+                Held::Policy(Box::new(PolicyStates {
+                    fresh_at: entry.fresh_at,
+                    states,
+                })),
+            ),
+        };
+        let hash = self.hasher.hash_one(&*map_key);
+        let mut shard = self.shard(hash);
+        if let Some(i) = shard.find(hash, &map_key) {
+            shard.remove(hash, i, &self.hasher);
+        }
+        let slot = Entry64 {
+            key: Key::new(&map_key),
+            params,
+            held,
+        };
+        shard.insert(hash, slot, &self.hasher);
     }
+}
+
+fn lock(s: &PaddedShard) -> MutexGuard<'_, Shard> {
+    s.0.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
@@ -489,6 +721,66 @@ mod tests {
         assert!(!store.take_changed(), "a denial changes nothing");
         assert!(store.reset(Scope::Inline, b"k", 0));
         assert!(store.take_changed());
+    }
+
+    #[test]
+    fn slots_stay_64_bytes() {
+        assert_eq!(std::mem::size_of::<Key>(), 24);
+        assert_eq!(std::mem::size_of::<Held>(), 24);
+        assert_eq!(std::mem::size_of::<Entry64>(), 64);
+    }
+
+    #[test]
+    fn keys_and_numbers_pack_losslessly() {
+        for k in [&b""[..], b"k", &[7u8; 22], &[9u8; 23], &[1u8; 300]] {
+            assert_eq!(Key::new(k).as_bytes(), k);
+        }
+        let max = crate::limiter::MAX_COUNT;
+        for a in Algorithm::ALL {
+            for (limit, burst, window) in [
+                (1, 1, MS),
+                (max, max, crate::limiter::MAX_WINDOW_NS),
+                (12345, 999_999_999_999, 1500 * MS),
+            ] {
+                let p = Params {
+                    algorithm: a,
+                    limit,
+                    burst,
+                    window,
+                    buckets: if a.uses_buckets() { 1000 } else { 0 },
+                };
+                assert_eq!(Packed::new(&p).params(), p);
+            }
+        }
+    }
+
+    #[test]
+    fn many_keys_survive_removals_in_any_order() {
+        let store = Store::new();
+        let p = Params::new(Algorithm::FixedWindow, 10, SECOND);
+        let key = |i: u32| format!("key:{i:08}-with-a-long-enough-tail-{}", i % 3).into_bytes();
+        for i in 0..5000 {
+            store
+                .check(&key(i), &p, 0, Request::take(1 + u64::from(i % 5)))
+                .unwrap();
+        }
+        assert_eq!(store.len(), 5000);
+        for i in (0..5000).step_by(2) {
+            assert!(store.reset(Scope::Inline, &key(i), 0), "{i}");
+        }
+        assert_eq!(store.len(), 2500);
+        for i in 0..5000 {
+            let info = store.inspect(Scope::Inline, &key(i), None, 0);
+            assert_eq!(info.is_some(), i % 2 == 1, "{i}");
+        }
+        let d = store
+            .check(&key(7), &p, 0, Request::take(1))
+            .unwrap()
+            .decision;
+        assert_eq!(d.remaining, 10 - 3 - 1);
+        // All fresh at the next window: swept, and the memory shrinks.
+        assert_eq!(store.sweep(SECOND), 2500);
+        assert!(store.is_empty());
     }
 
     #[test]

@@ -356,6 +356,7 @@ async fn prometheus_endpoint_serves_counters_histograms_and_health() {
         "tollgate_checks_total{algorithm=\"gcra\",result=\"denied\"} 1",
         "tollgate_check_duration_seconds_count{algorithm=\"gcra\"} 2",
         "tollgate_check_duration_seconds_bucket{le=\"+Inf\",algorithm=\"gcra\"} 2",
+        "tollgate_check_duration_seconds_bucket{le=\"1.0\",algorithm=\"gcra\"} 2",
         "tollgate_keys 1",
         "# EOF",
     ] {

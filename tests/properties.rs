@@ -29,7 +29,7 @@ fn requests(window_hint: u64) -> impl Strategy<Value = Vec<(u64, u64)>> {
 
 /// Runs the sequence, answering (time, cost, decision) of each request.
 fn replay(p: &Params, seq: &[(u64, u64)]) -> Vec<(u64, u64, Decision)> {
-    let mut state = State::fresh(p, T0);
+    let mut state = State::fresh(p);
     let mut now = T0;
     seq.iter()
         .map(|&(gap, cost)| {
@@ -115,7 +115,7 @@ proptest! {
     /// long, and denied 1 ns earlier.
     #[test]
     fn retry_after_is_exact(p in any_params(), seq in requests(2_000 * MS), cost in 1u64..4) {
-        let mut state = State::fresh(&p, T0);
+        let mut state = State::fresh(&p);
         let mut now = T0;
         for (gap, c) in seq {
             now += gap;
@@ -136,7 +136,7 @@ proptest! {
     /// DRYRUN and denials leave the state as it was (up to pruning).
     #[test]
     fn dryrun_and_denials_change_nothing(p in any_params(), seq in requests(2_000 * MS), cost in 0u64..40) {
-        let mut state = State::fresh(&p, T0);
+        let mut state = State::fresh(&p);
         let mut now = T0;
         for (gap, c) in seq {
             now += gap;
@@ -171,7 +171,7 @@ proptest! {
     /// Changing the numbers of a key never panics and stays within the new capacity.
     #[test]
     fn new_numbers_reread_state_safely(p in any_params(), q_limit in 1u64..50, q_window in 1u64..5000, seq in requests(2_000 * MS)) {
-        let mut state = State::fresh(&p, T0);
+        let mut state = State::fresh(&p);
         let mut now = T0;
         for (gap, c) in &seq {
             now += gap;

@@ -70,7 +70,7 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> 
                 tat: ScaledTime { ns: t, frac: 0 },
             };
         });
-        (reply, changed)
+        (reply, changed.is_some())
     })?;
     shared
         .metrics

@@ -420,10 +420,7 @@ pub fn dispatch(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
 }
 
 fn dispatch_inner(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdError> {
-    ctx.shared
-        .metrics
-        .commands
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.shared.metrics.command();
     let Some(spec) = lookup(&argv[0]) else {
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
         return Err(CmdError::unknown_command(&argv[0], &argv[1..]));
@@ -445,7 +442,7 @@ fn dispatch_inner(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdErr
     let started = std::time::Instant::now();
     let outcome = (spec.run)(ctx, &argv)?;
     if let (Some(slot), Outcome::Reply(_)) = (check_slot(spec, &argv), &outcome) {
-        ctx.shared.metrics.check_latency[slot].observe(started.elapsed());
+        ctx.shared.metrics.observe_check(slot, started.elapsed());
     }
     Ok(outcome)
 }

@@ -247,14 +247,14 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nprotocol_errors:{}\r\n",
             get(&m.connections_received),
-            get(&m.commands),
+            m.commands(),
             get(&m.rejected_connections),
             get(&m.protocol_errors),
         );
         let names = Algorithm::ALL.iter().map(|a| a.name()).chain(["policy"]);
         for (i, name) in names.enumerate() {
-            let allowed = get(&m.allowed[i]);
-            let denied = get(&m.denied[i]);
+            let allowed = m.allowed(i);
+            let denied = m.denied(i);
             let _ = write!(
                 out,
                 "checks_{name}:{}\r\nallowed_{name}:{allowed}\r\ndenied_{name}:{denied}\r\n",

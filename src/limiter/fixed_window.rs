@@ -60,7 +60,7 @@ mod tests {
     fn windows_align_to_the_epoch() {
         let p = params(Algorithm::FixedWindow, 2, 60 * SECOND);
         let now = T0 + 45 * SECOND; // 15 s before the minute ends
-        let mut s = State::fresh(&p, now);
+        let mut s = State::fresh(&p);
         assert!(take(&mut s, &p, now, 1).allowed);
         let d = take(&mut s, &p, now, 1);
         assert_eq!(
@@ -76,7 +76,7 @@ mod tests {
     #[test]
     fn lowering_the_limit_keeps_the_count() {
         let p = params(Algorithm::FixedWindow, 10, SECOND);
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         take(&mut s, &p, T0, 5);
         let lower = params(Algorithm::FixedWindow, 5, SECOND);
         let d = take(&mut s, &lower, T0, 1);

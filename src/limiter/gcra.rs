@@ -17,42 +17,59 @@ pub struct Gcra {
 
 impl Gcra {
     pub fn check(&mut self, p: &Params, now: u64, request: Request) -> Decision {
-        let limit = u128::from(p.limit);
-        let interval = u128::from(p.window); // T in units of 1/limit ns
-        let tolerance = u128::from(p.burst) * interval;
-        let now_s = u128::from(now) * limit;
-        let tat = self.tat.scaled(p.limit).max(now_s);
-        let new_tat = tat + u128::from(request.cost) * interval;
+        tat_check(&mut self.tat, p, now, request)
+    }
 
-        let to_ns = |scaled: u128| sat_u64(ceil_div(scaled, limit));
-        let remaining_at = |tat: u128| sat_u64((tolerance.saturating_sub(tat - now_s)) / interval);
+    /// When the limiter is fresh again: the TAT.
+    pub fn fresh_at(&self) -> u64 {
+        self.tat.ns.saturating_add(u64::from(self.tat.frac > 0))
+    }
+}
 
-        if new_tat - now_s <= tolerance {
-            if request.commit && request.cost > 0 {
-                self.tat = ScaledTime::from_scaled(new_tat, p.limit);
-            }
-            return Decision {
-                allowed: true,
-                limit: p.burst,
-                remaining: remaining_at(new_tat),
-                retry: Retry::After(0),
-                reset_after: to_ns(new_tat - now_s),
-                delay: 0,
-            };
+/// The GCRA step on a theoretical arrival time `tat` (exact, in units of
+/// `1/limit` ns); also the token bucket's, whose "full again at" time is the
+/// same quantity.
+pub(crate) fn tat_check(
+    tat_ref: &mut ScaledTime,
+    p: &Params,
+    now: u64,
+    request: Request,
+) -> Decision {
+    let limit = u128::from(p.limit);
+    let interval = u128::from(p.window); // T in units of 1/limit ns
+    let tolerance = u128::from(p.burst) * interval;
+    let now_s = u128::from(now) * limit;
+    let tat = tat_ref.scaled(p.limit).max(now_s);
+    let new_tat = tat + u128::from(request.cost) * interval;
+
+    let to_ns = |scaled: u128| sat_u64(ceil_div(scaled, limit));
+    let remaining_at = |tat: u128| sat_u64((tolerance.saturating_sub(tat - now_s)) / interval);
+
+    if new_tat - now_s <= tolerance {
+        if request.commit && request.cost > 0 {
+            *tat_ref = ScaledTime::from_scaled(new_tat, p.limit);
         }
-        let remaining = remaining_at(tat);
-        let reset_after = to_ns(tat - now_s);
-        if request.cost > p.burst {
-            return Decision::never(p.burst, remaining, reset_after);
-        }
-        Decision {
-            allowed: false,
+        return Decision {
+            allowed: true,
             limit: p.burst,
-            remaining,
-            retry: Retry::After(to_ns(new_tat - now_s - tolerance)),
-            reset_after,
+            remaining: remaining_at(new_tat),
+            retry: Retry::After(0),
+            reset_after: to_ns(new_tat - now_s),
             delay: 0,
-        }
+        };
+    }
+    let remaining = remaining_at(tat);
+    let reset_after = to_ns(tat - now_s);
+    if request.cost > p.burst {
+        return Decision::never(p.burst, remaining, reset_after);
+    }
+    Decision {
+        allowed: false,
+        limit: p.burst,
+        remaining,
+        retry: Retry::After(to_ns(new_tat - now_s - tolerance)),
+        reset_after,
+        delay: 0,
     }
 }
 
@@ -65,7 +82,7 @@ mod tests {
     fn allows_burst_then_one_per_interval() {
         let mut p = params(Algorithm::Gcra, 2, SECOND);
         p.burst = 4;
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         for left in (0..4).rev() {
             let d = take(&mut s, &p, T0, 1);
             assert!(d.allowed);
@@ -82,7 +99,7 @@ mod tests {
     #[test]
     fn fresh_key_reports_full_capacity() {
         let p = params(Algorithm::Gcra, 10, SECOND);
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         let d = s.check(
             &p,
             T0,

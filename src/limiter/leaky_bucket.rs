@@ -102,7 +102,7 @@ mod tests {
     #[test]
     fn admitted_requests_are_spaced_one_interval_apart() {
         let p = params(Algorithm::LeakyBucket, 4, SECOND); // T = 250 ms
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         let delays: Vec<u64> = (0..4).map(|_| take(&mut s, &p, T0, 1).delay).collect();
         assert_eq!(delays, [0, 250_000_000, 500_000_000, 750_000_000]);
         let d = take(&mut s, &p, T0, 1);
@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn wait_cap_denies_when_turn_is_too_far() {
         let p = params(Algorithm::LeakyBucket, 4, SECOND);
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         take(&mut s, &p, T0, 1);
         take(&mut s, &p, T0, 1);
         let capped = Request {

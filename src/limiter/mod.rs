@@ -218,11 +218,9 @@ pub enum State {
 
 impl State {
     /// The state of a key never seen (or back to fresh) under `params`.
-    pub fn fresh(params: &Params, now: u64) -> State {
+    pub fn fresh(params: &Params) -> State {
         match params.algorithm {
-            Algorithm::TokenBucket => {
-                State::TokenBucket(token_bucket::TokenBucket::new(params, now))
-            }
+            Algorithm::TokenBucket => State::TokenBucket(token_bucket::TokenBucket::default()),
             Algorithm::LeakyBucket => State::LeakyBucket(leaky_bucket::LeakyBucket::default()),
             Algorithm::FixedWindow => State::FixedWindow(fixed_window::FixedWindow::default()),
             Algorithm::SlidingLog => State::SlidingLog(Box::default()),
@@ -256,6 +254,20 @@ impl State {
             State::SlidingLog(s) => s.check(params, now, request),
             State::SlidingWindow(s) => s.check(params, now, request),
             State::Gcra(s) => s.check(params, now, request),
+        }
+    }
+
+    /// When this state is back to fresh under `params` (ns since the epoch);
+    /// 0 or a past time when it is fresh now.
+    pub fn fresh_at(&self, params: &Params) -> u64 {
+        match self {
+            State::TokenBucket(s) => s.fresh_at(),
+            State::LeakyBucket(s) => s.next.ns.saturating_add(u64::from(s.next.frac > 0)),
+            State::FixedWindow(s) if s.count > 0 => s.start.saturating_add(params.window),
+            State::FixedWindow(_) => 0,
+            State::SlidingLog(s) => s.fresh_at(params),
+            State::SlidingWindow(s) => s.fresh_at(params),
+            State::Gcra(s) => s.fresh_at(),
         }
     }
 

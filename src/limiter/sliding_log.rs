@@ -34,6 +34,13 @@ impl SlidingLog {
         }
     }
 
+    /// When the newest entry leaves the window (0 when empty).
+    pub fn fresh_at(&self, p: &Params) -> u64 {
+        self.entries
+            .back()
+            .map_or(0, |&(t, _)| t.saturating_add(p.window))
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<(u64, u64)>()
     }
@@ -110,7 +117,7 @@ mod tests {
     #[test]
     fn counts_every_span_exactly() {
         let p = params(Algorithm::SlidingLog, 3, 10 * SECOND);
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         assert!(take(&mut s, &p, T0, 1).allowed);
         assert!(take(&mut s, &p, T0 + 4 * SECOND, 2).allowed);
         let d = take(&mut s, &p, T0 + 5 * SECOND, 1);
@@ -128,7 +135,7 @@ mod tests {
     #[test]
     fn dry_run_reports_without_recording() {
         let p = params(Algorithm::SlidingLog, 3, SECOND);
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         let dry = Request {
             cost: 2,
             commit: false,
@@ -136,6 +143,6 @@ mod tests {
         };
         let d = s.check(&p, T0, dry);
         assert_eq!((d.allowed, d.remaining), (true, 1));
-        assert_eq!(s, State::fresh(&p, T0));
+        assert_eq!(s, State::fresh(&p));
     }
 }

@@ -45,6 +45,15 @@ impl Grid {
 }
 
 impl SlidingWindow {
+    /// When the newest bucket has slid out of the window (0 when empty).
+    pub fn fresh_at(&self, p: &Params) -> u64 {
+        let grid = Grid::new(p);
+        self.buckets.back().map_or(0, |&(start, _)| {
+            let end = u128::from(grid.index(start) + grid.count + 1) * u128::from(grid.width);
+            sat_u64(end)
+        })
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.buckets.capacity() * std::mem::size_of::<(u64, u64)>()
     }
@@ -184,7 +193,7 @@ mod tests {
     fn weights_the_oldest_bucket_by_its_overlap() {
         // 10 per 10 s in 10 buckets of 1 s.
         let p = params(Algorithm::SlidingWindow, 10, 10 * SECOND);
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         assert!(take(&mut s, &p, T0, 10).allowed);
         assert!(!take(&mut s, &p, T0 + 5 * SECOND, 1).allowed);
         // At T0 + 10.5 s the bucket of T0 overlaps the window by half: 5 left.
@@ -196,7 +205,7 @@ mod tests {
     #[test]
     fn retry_after_is_exact() {
         let p = params(Algorithm::SlidingWindow, 10, 10 * SECOND);
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         assert!(take(&mut s, &p, T0, 10).allowed);
         let d = take(&mut s, &p, T0 + SECOND, 1);
         // One unit frees when a tenth of the T0 bucket has slid out: T0 + 10.1 s.
@@ -209,7 +218,7 @@ mod tests {
     #[test]
     fn forgets_after_window_and_one_bucket() {
         let p = params(Algorithm::SlidingWindow, 10, 10 * SECOND);
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         let d = take(&mut s, &p, T0, 3);
         assert_eq!(d.reset_after, 11 * SECOND);
         let d = take(&mut s, &p, T0 + 11 * SECOND, 10);

@@ -2,91 +2,33 @@
 //! per `window`; a request takes `cost` tokens or is denied. A new key
 //! starts full.
 //!
-//! Tokens are kept exactly: `progress` counts the partial token in units of
-//! `1/window` token, each nanosecond adding `limit` of them, so a rate such as
-//! 3 per second never drifts.
+//! The state is the pair (tokens, last refill) folded into one exact value:
+//! the time the bucket will be full again, `full_at`. At `now` the bucket
+//! holds `BURST - (full_at - now) * limit / window` tokens (whole tokens are
+//! `remaining`); taking `c` tokens moves `full_at` on by `c * window / limit`.
+//! Kept in units of `1/limit` ns, so a rate such as 3 per second never
+//! drifts, and in 16 bytes. The arithmetic is GCRA's (`full_at` is its
+//! theoretical arrival time): the two admit exactly the same requests.
 
-use super::{Decision, Params, Request, Retry, ceil_div, sat_u64};
+use super::gcra::tat_check;
+use super::{Decision, Params, Request, ScaledTime};
 
-/// Whole tokens, the partial token, and when they were last brought up to date.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When the bucket is full again; in the past (or zero) when it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TokenBucket {
-    pub tokens: u64,
-    /// Partial token, `0 <= progress < window` (in units of `1/window` token).
-    pub progress: u64,
-    /// When `tokens` and `progress` were computed (ns since the epoch).
-    pub last: u64,
+    pub full_at: ScaledTime,
 }
 
 impl TokenBucket {
-    /// A full bucket.
-    pub fn new(p: &Params, now: u64) -> TokenBucket {
-        TokenBucket {
-            tokens: p.burst,
-            progress: 0,
-            last: now,
-        }
-    }
-
-    /// The bucket as it stands at `now` under `p`.
-    fn refilled(&self, p: &Params, now: u64) -> TokenBucket {
-        let mut next = *self;
-        // Numbers may have changed since the last check: re-read under `p`.
-        next.tokens = next.tokens.min(p.burst);
-        next.progress = next.progress.min(p.window - 1);
-        if now > next.last {
-            let units =
-                u128::from(next.progress) + u128::from(now - next.last) * u128::from(p.limit);
-            let gained = units / u128::from(p.window);
-            next.progress = (units % u128::from(p.window)) as u64;
-            next.tokens = sat_u64(u128::from(next.tokens) + gained).min(p.burst);
-            next.last = now;
-        }
-        if next.tokens == p.burst {
-            next.progress = 0;
-        }
-        next
-    }
-
-    /// Nanoseconds until the bucket holds `wanted` tokens (0 if it does).
-    fn time_to(&self, p: &Params, wanted: u64) -> u64 {
-        if self.tokens >= wanted {
-            return 0;
-        }
-        let units =
-            u128::from(wanted - self.tokens) * u128::from(p.window) - u128::from(self.progress);
-        sat_u64(ceil_div(units, u128::from(p.limit)))
-    }
-
     pub fn check(&mut self, p: &Params, now: u64, request: Request) -> Decision {
-        let mut bucket = self.refilled(p, now);
-        let cost = request.cost;
-        if cost <= bucket.tokens {
-            bucket.tokens -= cost;
-            if request.commit {
-                *self = bucket;
-            }
-            return Decision {
-                allowed: true,
-                limit: p.burst,
-                remaining: bucket.tokens,
-                retry: Retry::After(0),
-                reset_after: bucket.time_to(p, p.burst),
-                delay: 0,
-            };
-        }
-        let reset_after = bucket.time_to(p, p.burst);
-        if cost > p.burst {
-            return Decision::never(p.burst, bucket.tokens, reset_after);
-        }
-        Decision {
-            allowed: false,
-            limit: p.burst,
-            remaining: bucket.tokens,
-            retry: Retry::After(bucket.time_to(p, cost)),
-            reset_after,
-            delay: 0,
-        }
+        tat_check(&mut self.full_at, p, now, request)
+    }
+
+    /// When the bucket is full again.
+    pub fn fresh_at(&self) -> u64 {
+        self.full_at
+            .ns
+            .saturating_add(u64::from(self.full_at.frac > 0))
     }
 }
 
@@ -98,7 +40,7 @@ mod tests {
     #[test]
     fn starts_full_and_refills_continuously() {
         let p = params(Algorithm::TokenBucket, 10, SECOND);
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         for i in 0..10 {
             let d = take(&mut s, &p, T0, 1);
             assert!(d.allowed);
@@ -117,7 +59,7 @@ mod tests {
     fn burst_above_limit_and_uneven_rates_stay_exact() {
         let mut p = params(Algorithm::TokenBucket, 3, SECOND);
         p.burst = 5;
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         assert!(take(&mut s, &p, T0, 5).allowed);
         let d = take(&mut s, &p, T0, 1);
         // One token every 333_333_333.33 ns: the first is there after ...334 ns.
@@ -131,7 +73,7 @@ mod tests {
     #[test]
     fn cost_above_burst_never_passes_and_changes_nothing() {
         let p = params(Algorithm::TokenBucket, 10, SECOND);
-        let mut s = State::fresh(&p, T0);
+        let mut s = State::fresh(&p);
         let before = s.clone();
         let d = take(&mut s, &p, T0, 11);
         assert!(!d.allowed);

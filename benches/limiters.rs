@@ -1,0 +1,101 @@
+//! Criterion benchmarks of each algorithm's step and of the store.
+//!
+//!   cargo bench --bench limiters
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use tollgate::limiter::{Algorithm, Params, Request, State};
+use tollgate::store::Store;
+
+const MS: u64 = 1_000_000;
+const T0: u64 = 1_767_225_600_000_000_000;
+
+/// One allowed check per iteration on a state that never runs out.
+fn algorithm_steps(c: &mut Criterion) {
+    let mut group = c.benchmark_group("step");
+    for algorithm in Algorithm::ALL {
+        let mut p = Params::new(algorithm, 1_000_000_000, 60_000 * MS);
+        p.burst = p.limit;
+        let mut state = State::fresh(&p);
+        let mut now = T0;
+        group.bench_function(algorithm.name(), |b| {
+            b.iter(|| {
+                now += 1_000;
+                black_box(state.check(&p, black_box(now), Request::take(1)))
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The sliding window counter's cost does not depend on BUCKETS.
+fn sliding_window_buckets(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sliding_window_buckets");
+    for buckets in [10u32, 100, 1000] {
+        let mut p = Params::new(Algorithm::SlidingWindow, 1_000_000_000, 60_000 * MS);
+        p.buckets = buckets;
+        let mut state = State::fresh(&p);
+        let mut now = T0;
+        // Fill every bucket first so the window is full of history.
+        for _ in 0..(buckets * 2) {
+            now += 60_000 * MS / u64::from(buckets) / 2;
+            state.check(&p, now, Request::take(1));
+        }
+        group.bench_with_input(BenchmarkId::from_parameter(buckets), &buckets, |b, _| {
+            b.iter(|| {
+                now += 7_919; // a prime step: crosses bucket edges now and then
+                black_box(state.check(&p, black_box(now), Request::take(1)))
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Store checks on 100,000 keys, one thread and several threads on one key set.
+fn store(c: &mut Criterion) {
+    let keys: Vec<Vec<u8>> = (0..100_000)
+        .map(|i| format!("key:{i:012}").into_bytes())
+        .collect();
+    let p = Params::new(Algorithm::TokenBucket, 100, 60_000 * MS);
+    let store = Arc::new(Store::new());
+    let mut i = 0usize;
+    c.bench_function("store/check_100k_keys", |b| {
+        b.iter(|| {
+            i = (i + 7_919) % keys.len();
+            black_box(store.check(&keys[i], &p, T0, Request::take(1)).unwrap())
+        })
+    });
+    let mut group = c.benchmark_group("store/contended_one_key");
+    for threads in [1usize, 2, 4] {
+        group.bench_with_input(
+            BenchmarkId::from_parameter(threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    let store = Arc::new(Store::new());
+                    let p = Params::new(Algorithm::Gcra, 1_000_000_000, 1_000 * MS);
+                    let start = std::time::Instant::now();
+                    std::thread::scope(|s| {
+                        for _ in 0..threads {
+                            let store = store.clone();
+                            s.spawn(move || {
+                                for _ in 0..iters {
+                                    black_box(
+                                        store.check(b"hot", &p, T0, Request::take(1)).unwrap(),
+                                    );
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed() / threads as u32
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, algorithm_steps, sliding_window_buckets, store);
+criterion_main!(benches);

@@ -1,0 +1,121 @@
+//! Criterion benchmarks of the path a request takes inside the server,
+//! without sockets: RESP parse, dispatch and encode.
+//!
+//!   cargo bench --bench server_path
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use criterion::{Criterion, criterion_group, criterion_main};
+use tollgate::clients::Clients;
+use tollgate::clock::SystemClock;
+use tollgate::command::{Ctx, Outcome, Session, dispatch};
+use tollgate::config::Config;
+use tollgate::connection::{Limits, encode, next_request};
+use tollgate::reply::Reply;
+use tollgate::server::Shared;
+
+const LIMITS: Limits = Limits {
+    max_arg_bytes: 1 << 20,
+    max_query_buffer_bytes: 1 << 26,
+};
+
+fn frame(words: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", words.len()).into_bytes();
+    for w in words {
+        out.extend_from_slice(format!("${}\r\n{w}\r\n", w.len()).as_bytes());
+    }
+    out
+}
+
+fn resp(c: &mut Criterion) {
+    let check = frame(&[
+        "LIMIT.CHECK",
+        "key:000000012345",
+        "token_bucket",
+        "100",
+        "1m",
+    ]);
+    c.bench_function("resp/parse_limit_check", |b| {
+        b.iter(|| {
+            let mut buf = BytesMut::from(&check[..]);
+            black_box(next_request(&mut buf, &LIMITS).unwrap())
+        })
+    });
+    let mut out = BytesMut::with_capacity(1 << 16);
+    c.bench_function("resp/encode_decision", |b| {
+        b.iter(|| {
+            out.clear();
+            encode(
+                Reply::decision(black_box([1, 100, 99, -1, 600])),
+                2,
+                &mut out,
+            );
+        })
+    });
+}
+
+/// Parse + dispatch + encode of LIMIT.CHECK on 100,000 keys: the CPU cost of
+/// one check as the server pays it, without the socket.
+fn full_check(c: &mut Criterion) {
+    let shared = Shared::new(Config::default(), Arc::new(SystemClock));
+    let clients = Arc::new(Clients::default());
+    let guard = clients.register("bench".into(), "bench".into());
+    let mut session = Session::new(guard.meta.clone(), true);
+    let frames: Vec<Vec<u8>> = (0..100_000)
+        .map(|i| {
+            frame(&[
+                "LIMIT.CHECK",
+                &format!("key:{i:012}"),
+                "token_bucket",
+                "100",
+                "1m",
+            ])
+        })
+        .collect();
+    let mut out = BytesMut::with_capacity(1 << 16);
+    let mut i = 0;
+    for (name, words) in [
+        ("server/ping", frame(&["PING"])),
+        (
+            "server/cl_throttle",
+            frame(&["CL.THROTTLE", "key:000000012345", "99", "100", "60"]),
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let mut buf = BytesMut::from(&words[..]);
+                let argv = next_request(&mut buf, &LIMITS).unwrap().unwrap();
+                let mut ctx = Ctx {
+                    shared: &shared,
+                    session: &mut session,
+                    blocking: true,
+                };
+                if let Outcome::Reply(r) = dispatch(&mut ctx, argv) {
+                    out.clear();
+                    encode(r, 2, &mut out);
+                }
+            })
+        });
+    }
+    c.bench_function("server/limit_check_100k_keys", |b| {
+        b.iter(|| {
+            i = (i + 7_919) % frames.len();
+            let mut buf = BytesMut::from(&frames[i][..]);
+            let argv = next_request(&mut buf, &LIMITS).unwrap().unwrap();
+            let mut ctx = Ctx {
+                shared: &shared,
+                session: &mut session,
+                blocking: true,
+            };
+            if let Outcome::Reply(r) = dispatch(&mut ctx, argv) {
+                out.clear();
+                encode(r, 2, &mut out);
+            }
+        })
+    });
+}
+
+criterion_group!(benches, resp, full_check);
+criterion_main!(benches);
