@@ -38,6 +38,9 @@ pub struct Cli {
     /// Password clients must give with AUTH [default: none].
     #[arg(long, env = "TOLLGATE_REQUIREPASS", hide_env_values = true)]
     pub requirepass: Option<String>,
+    /// Connection threads [default: one per core].
+    #[arg(long, env = "TOLLGATE_THREADS")]
+    pub threads: Option<usize>,
     /// Serve Prometheus metrics and /healthz on this address (e.g. 127.0.0.1:9121) [default: off].
     #[arg(long, env = "TOLLGATE_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
@@ -68,6 +71,8 @@ pub struct Config {
     pub snapshot_interval_ms: u64,
     /// Where the Prometheus endpoint listens; `None`: off.
     pub metrics_addr: Option<String>,
+    /// Connection threads; `None`: one per core.
+    pub threads: Option<usize>,
     pub requirepass: Option<String>,
     /// Policies from the config file.
     pub policies: Vec<Policy>,
@@ -87,6 +92,7 @@ impl Default for Config {
             sweep_interval_ms: 250,
             snapshot_interval_ms: 10_000,
             metrics_addr: None,
+            threads: None,
             requirepass: None,
             policies: Vec::new(),
             config_file: None,
@@ -121,6 +127,7 @@ struct FileConfig {
     sweep_interval: Option<String>,
     snapshot_interval: Option<String>,
     metrics_addr: Option<String>,
+    threads: Option<usize>,
     requirepass: Option<String>,
     #[serde(default)]
     policy: Vec<FilePolicy>,
@@ -165,6 +172,9 @@ impl Config {
         }
         if let Some(pass) = &cli.requirepass {
             config.requirepass = Some(pass.clone()).filter(|p| !p.is_empty());
+        }
+        if let Some(n) = cli.threads {
+            config.threads = Some(n).filter(|&n| n > 0);
         }
         if let Some(addr) = &cli.metrics_addr {
             config.metrics_addr = Some(addr.clone()).filter(|a| !a.is_empty());
@@ -217,6 +227,13 @@ impl Config {
             c.snapshot_interval_ms = ns / crate::clock::NANOS_PER_MS;
         }
         c.metrics_addr = file.metrics_addr.filter(|a| !a.is_empty());
+        c.threads = match file.threads {
+            Some(0) => None,
+            Some(n) if n > 1024 => {
+                return Err("threads must be at most 1024 (0: one per core)".into());
+            }
+            t => t,
+        };
         c.requirepass = file.requirepass.filter(|p| !p.is_empty());
         let mut policies: Vec<Policy> = Vec::new();
         for p in file.policy {

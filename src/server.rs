@@ -121,6 +121,8 @@ pub async fn run(
     }
     #[cfg(unix)]
     background.spawn(reload_on_hangup(shared.clone(), shared.shutdown_signal()));
+    let workers = Workers::start(worker_count(&shared.config));
+    let mut next_worker = 0usize;
     let mut connections = JoinSet::new();
     tokio::pin!(signal);
     loop {
@@ -143,7 +145,19 @@ pub async fn run(
                 }
                 let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
                 let guard = shared.clients.register(peer.to_string(), local);
-                connections.spawn(crate::connection::serve(stream, shared.clone(), guard, shared.shutdown_signal()));
+                // Hand the socket to the next worker's own runtime.
+                let Ok(std_stream) = stream.into_std() else { continue };
+                let (shared2, stop) = (shared.clone(), shared.shutdown_signal());
+                let worker = workers.handle(next_worker);
+                next_worker = next_worker.wrapping_add(1);
+                connections.spawn_on(
+                    async move {
+                        if let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) {
+                            crate::connection::serve(stream, shared2, guard, stop).await;
+                        }
+                    },
+                    worker,
+                );
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = &mut signal => break,
@@ -160,6 +174,7 @@ pub async fn run(
     if drained.is_err() {
         connections.shutdown().await;
     }
+    workers.stop().await;
     while background.join_next().await.is_some() {}
     if shared.persistence.save_on_shutdown.load(Ordering::Relaxed) {
         persistence::save(shared.clone()).await?;
@@ -199,6 +214,72 @@ async fn reload_on_hangup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
             },
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Connection threads: from `threads` in the config, else
+/// `TOKIO_WORKER_THREADS`, else one per core.
+fn worker_count(config: &Config) -> usize {
+    config
+        .threads
+        .or_else(|| std::env::var("TOKIO_WORKER_THREADS").ok()?.parse().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Connection threads, each running its own single-threaded runtime, so a
+/// connection's work never wakes another thread (thread-per-core; the
+/// acceptor spreads connections round-robin).
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stop: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn start(count: usize) -> Workers {
+        let (stop, _) = watch::channel(false);
+        let mut handles = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for i in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a connection runtime");
+            handles.push(runtime.handle().clone());
+            let mut stopped = stop.subscribe();
+            let thread = std::thread::Builder::new()
+                .name(format!("tollgate-conn-{i}"))
+                .spawn(move || {
+                    runtime.block_on(async {
+                        let _ = stopped.wait_for(|&s| s).await;
+                    });
+                })
+                .expect("a connection thread");
+            threads.push(thread);
+        }
+        Workers {
+            handles,
+            stop,
+            threads,
+        }
+    }
+
+    fn handle(&self, n: usize) -> &tokio::runtime::Handle {
+        &self.handles[n % self.handles.len()]
+    }
+
+    /// Stops the threads once their connections are done.
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
     }
 }
 
