@@ -148,14 +148,21 @@ enum Key {
 
 impl Key {
     fn new(bytes: &[u8]) -> Key {
-        if bytes.len() <= INLINE_KEY {
-            let mut inline = [0u8; INLINE_KEY + 1];
-            inline[0] = bytes.len() as u8;
-            inline[1..=bytes.len()].copy_from_slice(bytes);
-            Key::Inline(inline)
-        } else {
-            Key::Heap(bytes.into())
+        match Key::new_inline(bytes) {
+            Some(inline) => Key::Inline(inline),
+            None => Key::Heap(bytes.into()),
         }
+    }
+
+    /// The inline form of `bytes`, if short enough.
+    fn new_inline(bytes: &[u8]) -> Option<[u8; INLINE_KEY + 1]> {
+        if bytes.len() > INLINE_KEY {
+            return None;
+        }
+        let mut inline = [0u8; INLINE_KEY + 1];
+        inline[0] = bytes.len() as u8;
+        inline[1..=bytes.len()].copy_from_slice(bytes);
+        Some(inline)
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -226,8 +233,9 @@ enum Held {
     Policy(Box<PolicyStates>),
 }
 
-/// One key's slot.
+/// One key's slot: one cache line.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[repr(align(64))]
 struct Entry64 {
     key: Key,
     /// The numbers of the last change (inline keys).
@@ -258,9 +266,17 @@ struct PaddedShard(Mutex<Shard>);
 impl Shard {
     fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         let slots = &self.slots;
-        self.index
-            .find(hash, |&i| slots[i as usize].key.as_bytes() == key)
-            .map(|&i| i as usize)
+        let found = match Key::new_inline(key) {
+            // Inline keys compare as fixed-size arrays.
+            Some(inline) => self.index.find(
+                hash,
+                |&i| matches!(&slots[i as usize].key, Key::Inline(k) if *k == inline),
+            ),
+            None => self
+                .index
+                .find(hash, |&i| slots[i as usize].key.as_bytes() == key),
+        };
+        found.map(|&i| i as usize)
     }
 
     fn insert(&mut self, hash: u64, entry: Entry64, hasher: &impl BuildHasher) -> usize {

@@ -201,7 +201,7 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
         commit: !cmd.dry_run,
         max_wait: cmd.wait,
     };
-    let shared = ctx.shared.clone();
+    let shared = ctx.shared;
     let queue_key = || {
         let mut k = Vec::new();
         let scope = match &cmd.target {
@@ -216,13 +216,14 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
         && shared.waits.has_waiters(&queue_key())
     {
         // Others are already waiting on this key: take a place behind them.
+        let shared = shared.clone();
         return Ok(Outcome::Later(Box::pin(wait_in_queue(
             shared, cmd, request, wait,
         ))));
     }
-    let (decision, leaky_end) = run_check(&shared, &cmd.target, &cmd.key, request)?;
+    let (decision, leaky_end) = run_check(shared, &cmd.target, &cmd.key, request)?;
     if decision.allowed {
-        let reply = answer(&shared, &cmd.target, &decision);
+        let reply = answer(shared, &cmd.target, &decision);
         if decision.delay == 0 || !ctx.blocking {
             return Ok(reply.into());
         }
@@ -246,9 +247,9 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
     }
     match (cmd.wait, decision.retry) {
         (Some(wait), Retry::After(ns)) if waits && ns <= wait => Ok(Outcome::Later(Box::pin(
-            wait_in_queue(shared, cmd, request, wait),
+            wait_in_queue(shared.clone(), cmd, request, wait),
         ))),
-        _ => Ok(answer(&shared, &cmd.target, &decision).into()),
+        _ => Ok(answer(shared, &cmd.target, &decision).into()),
     }
 }
 

@@ -392,7 +392,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The table by name.
-static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
+static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec, foldhash::fast::FixedState>> =
     LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
 
 /// Finds a command by name, ignoring ASCII case.

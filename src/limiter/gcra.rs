@@ -7,7 +7,7 @@
 //! GCRA and the token bucket admit the same requests; they differ in what
 //! they store.
 
-use super::{Decision, Params, Request, Retry, ScaledTime, ceil_div, sat_u64};
+use super::{Decision, Params, Request, Retry, ScaledTime, ceil_div, floor_div, sat_u64};
 
 /// The theoretical arrival time; in the past (or zero) when fresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,15 +39,22 @@ pub(crate) fn tat_check(
     let interval = u128::from(p.window); // T in units of 1/limit ns
     let tolerance = u128::from(p.burst) * interval;
     let now_s = u128::from(now) * limit;
-    let tat = tat_ref.scaled(p.limit).max(now_s);
-    let new_tat = tat + u128::from(request.cost) * interval;
+    let stored = tat_ref.scaled(p.limit);
+    let (base, tat) = if stored > now_s {
+        (*tat_ref, stored)
+    } else {
+        (ScaledTime { ns: now, frac: 0 }, now_s)
+    };
+    let step = u128::from(request.cost) * interval;
+    let new_tat = tat + step;
 
     let to_ns = |scaled: u128| sat_u64(ceil_div(scaled, limit));
-    let remaining_at = |tat: u128| sat_u64((tolerance.saturating_sub(tat - now_s)) / interval);
+    let remaining_at =
+        |tat: u128| sat_u64(floor_div(tolerance.saturating_sub(tat - now_s), interval));
 
     if new_tat - now_s <= tolerance {
         if request.commit && request.cost > 0 {
-            *tat_ref = ScaledTime::from_scaled(new_tat, p.limit);
+            *tat_ref = base.plus(step, p.limit);
         }
         return Decision {
             allowed: true,

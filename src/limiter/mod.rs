@@ -296,9 +296,21 @@ pub fn ns_to_ms_ceil(ns: u64) -> i64 {
     saturating_i64(ns.div_ceil(NANOS_PER_MS))
 }
 
-/// `a / b` rounded up; `b` must not be 0.
+/// `a / b` rounded up; `b` must not be 0. In 64-bit arithmetic when both
+/// fit (the common case), which is several times faster than 128-bit.
 pub(crate) fn ceil_div(a: u128, b: u128) -> u128 {
-    a.div_ceil(b)
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(a), Ok(b)) => u128::from(a.div_ceil(b)),
+        _ => a.div_ceil(b),
+    }
+}
+
+/// `a / b` rounded down, in 64-bit arithmetic when both fit.
+pub(crate) fn floor_div(a: u128, b: u128) -> u128 {
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(a), Ok(b)) => u128::from(a / b),
+        _ => a / b,
+    }
 }
 
 /// A `u128` clamped into `u64`.
@@ -325,6 +337,19 @@ impl ScaledTime {
     pub(crate) fn scaled(self, limit: u64) -> u128 {
         let frac = self.frac.min(limit.saturating_sub(1));
         u128::from(self.ns) * u128::from(limit) + u128::from(frac)
+    }
+
+    /// This time moved on by `delta` units of `1/limit` ns (saturating).
+    pub(crate) fn plus(self, delta: u128, limit: u64) -> ScaledTime {
+        let limit = limit.max(1);
+        let frac = u128::from(self.frac.min(limit - 1)) + delta;
+        match u64::try_from(frac) {
+            Ok(frac) => ScaledTime {
+                ns: self.ns.saturating_add(frac / limit),
+                frac: frac % limit,
+            },
+            Err(_) => ScaledTime::from_scaled(self.scaled(limit) + delta, limit),
+        }
     }
 
     /// Back from units of `1/limit` ns, saturating at the end of `u64` time.
@@ -392,6 +417,26 @@ mod tests {
         assert_eq!(d.fields(), [0, 5, 0, 2, 1]);
         let never = Decision::never(5, 3, 0);
         assert_eq!(never.fields(), [0, 5, 3, -1, 0]);
+    }
+
+    #[test]
+    fn scaled_time_plus_matches_full_arithmetic() {
+        let cases = [
+            (7u64, 0u64, 3u128, 5u64),
+            (1_767_225_600_000_000_000, 2, 999, 3),
+            (5, 4, u128::from(u64::MAX) * 4, 7),
+        ];
+        for (ns, frac, delta, limit) in cases {
+            let t = ScaledTime { ns, frac };
+            assert_eq!(
+                t.plus(delta, limit),
+                ScaledTime::from_scaled(t.scaled(limit) + delta, limit)
+            );
+        }
+        assert_eq!(ceil_div(7, 2), 4);
+        assert_eq!(ceil_div(u128::MAX, 1), u128::MAX);
+        assert_eq!(floor_div(7, 2), 3);
+        assert_eq!(floor_div(u128::MAX, 2), u128::MAX / 2);
     }
 
     #[test]
