@@ -165,7 +165,7 @@ fn put_params(out: &mut Vec<u8>, p: &Params) {
     put_u32(out, p.buckets);
 }
 
-fn put_pairs(out: &mut Vec<u8>, pairs: &VecDeque<(u64, u64)>) {
+fn put_pairs<'a>(out: &mut Vec<u8>, pairs: impl ExactSizeIterator<Item = &'a (u64, u64)>) {
     put_u32(out, pairs.len() as u32);
     for &(a, b) in pairs {
         put_u64(out, a);
@@ -188,8 +188,8 @@ fn put_state(out: &mut Vec<u8>, state: &State) {
             put_u64(out, s.start);
             put_u64(out, s.count);
         }
-        State::SlidingLog(s) => put_pairs(out, &s.entries),
-        State::SlidingWindow(s) => put_pairs(out, &s.buckets),
+        State::SlidingLog(s) => put_pairs(out, s.entries.iter()),
+        State::SlidingWindow(s) => put_pairs(out, s.buckets.iter()),
         State::Gcra(s) => {
             put_u64(out, s.tat.ns);
             put_u64(out, s.tat.frac);
@@ -319,7 +319,10 @@ impl Reader<'_> {
             }
             Algorithm::SlidingWindow => {
                 let (buckets, total) = self.pairs()?;
-                State::SlidingWindow(Box::new(SlidingWindow { buckets, total }))
+                State::SlidingWindow(SlidingWindow {
+                    buckets: buckets.into_iter().collect(),
+                    total,
+                })
             }
             Algorithm::Gcra => State::Gcra(Gcra {
                 tat: ScaledTime {

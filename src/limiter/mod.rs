@@ -212,7 +212,7 @@ pub enum State {
     LeakyBucket(leaky_bucket::LeakyBucket),
     FixedWindow(fixed_window::FixedWindow),
     SlidingLog(Box<sliding_log::SlidingLog>),
-    SlidingWindow(Box<sliding_window::SlidingWindow>),
+    SlidingWindow(sliding_window::SlidingWindow),
     Gcra(gcra::Gcra),
 }
 
@@ -224,7 +224,9 @@ impl State {
             Algorithm::LeakyBucket => State::LeakyBucket(leaky_bucket::LeakyBucket::default()),
             Algorithm::FixedWindow => State::FixedWindow(fixed_window::FixedWindow::default()),
             Algorithm::SlidingLog => State::SlidingLog(Box::default()),
-            Algorithm::SlidingWindow => State::SlidingWindow(Box::default()),
+            Algorithm::SlidingWindow => {
+                State::SlidingWindow(sliding_window::SlidingWindow::default())
+            }
             Algorithm::Gcra => State::Gcra(gcra::Gcra::default()),
         }
     }
@@ -283,9 +285,7 @@ impl State {
     pub fn heap_bytes(&self) -> usize {
         match self {
             State::SlidingLog(s) => std::mem::size_of::<sliding_log::SlidingLog>() + s.heap_bytes(),
-            State::SlidingWindow(s) => {
-                std::mem::size_of::<sliding_window::SlidingWindow>() + s.heap_bytes()
-            }
+            State::SlidingWindow(s) => s.heap_bytes(),
             _ => 0,
         }
     }

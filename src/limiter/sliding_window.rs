@@ -12,14 +12,16 @@
 //! and drops the buckets that slid out, each once. A denial walks the stored
 //! buckets once to find the exact retry time.
 
-use std::collections::VecDeque;
+use thin_vec::ThinVec;
 
 use super::{Decision, Params, Request, Retry, sat_u64};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SlidingWindow {
     /// (bucket start in ns since the epoch, units), oldest first, non-empty.
-    pub buckets: VecDeque<(u64, u64)>,
+    /// One allocation, held by a single pointer: a key with one busy bucket
+    /// costs 48 bytes of heap.
+    pub buckets: ThinVec<(u64, u64)>,
     /// Sum of the units in `buckets`.
     pub total: u64,
 }
@@ -48,7 +50,7 @@ impl SlidingWindow {
     /// When the newest bucket has slid out of the window (0 when empty).
     pub fn fresh_at(&self, p: &Params) -> u64 {
         let grid = Grid::new(p);
-        self.buckets.back().map_or(0, |&(start, _)| {
+        self.buckets.last().map_or(0, |&(start, _)| {
             let end = u128::from(grid.index(start) + grid.count + 1) * u128::from(grid.width);
             sat_u64(end)
         })
@@ -60,12 +62,16 @@ impl SlidingWindow {
 
     /// Drops buckets wholly outside the window of bucket `current`.
     fn prune(&mut self, grid: &Grid, current: u64) {
-        while let Some(&(start, n)) = self.buckets.front() {
+        let mut gone = 0;
+        for &(start, n) in &self.buckets {
             if grid.index(start) + grid.count >= current {
                 break;
             }
-            self.buckets.pop_front();
             self.total -= n;
+            gone += 1;
+        }
+        if gone > 0 {
+            self.buckets.drain(..gone);
         }
     }
 
@@ -74,7 +80,7 @@ impl SlidingWindow {
         let current = grid.index(now);
         self.prune(&grid, current);
         let w = u128::from(grid.width);
-        let oldest = match self.buckets.front() {
+        let oldest = match self.buckets.first() {
             Some(&(start, n)) if grid.index(start) + grid.count == current => n,
             _ => 0,
         };
@@ -85,7 +91,7 @@ impl SlidingWindow {
         let cost = request.cost;
         let after = estimate + u128::from(cost) * w;
         let reset_after = |sw: &SlidingWindow, now_has_units: bool| {
-            let newest = sw.buckets.back().map(|&(s, _)| grid.index(s));
+            let newest = sw.buckets.last().map(|&(s, _)| grid.index(s));
             let newest = match (newest, now_has_units) {
                 (Some(n), true) => Some(n.max(current)),
                 (None, true) => Some(current),
@@ -129,9 +135,15 @@ impl SlidingWindow {
     }
 
     fn record(&mut self, grid: &Grid, current: u64, cost: u64) {
-        match self.buckets.back_mut() {
+        match self.buckets.last_mut() {
             Some((start, n)) if grid.index(*start) >= current => *n += cost,
-            _ => self.buckets.push_back((current * grid.width, cost)),
+            _ => {
+                if self.buckets.is_empty() {
+                    // Most keys only ever touch one bucket: no spare room.
+                    self.buckets.reserve_exact(1);
+                }
+                self.buckets.push((current * grid.width, cost));
+            }
         }
         self.total += cost;
     }
