@@ -94,7 +94,7 @@ row() {
   printf '%-44s %3s %12.0f %9s %12.0f %9s %6s\n' "$label" "$pipeline" "$1" "$2" "$3" "$4" "$(ratio "$3" "$1")"
 }
 
-for P in 1 16; do
+for P in ${PIPELINES:-1 16}; do
   row "PING vs PING" $P "PING" "PING"
   # leaky_bucket is left out: it holds replies by design (spacing), which
   # measures the configured rate, not the server.
