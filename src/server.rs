@@ -292,14 +292,19 @@ async fn reject(mut stream: tokio::net::TcpStream) {
 }
 
 /// Drops fresh states every `sweep_interval`, until shutdown.
+/// Every shard is visited once per `sweep_interval`, one shard per tick, so
+/// the work is spread evenly instead of arriving in one burst.
 async fn sweeper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let period = Duration::from_millis(shared.config.sweep_interval_ms.max(1));
-    let mut tick = tokio::time::interval(period);
+    let shards = shared.store.shard_count() as u64;
+    let period_us = shared.config.sweep_interval_ms.max(1) * 1_000 / shards;
+    let mut tick = tokio::time::interval(Duration::from_micros(period_us.max(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next = 0usize;
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let dropped = shared.store.sweep(shared.clock.now());
+                let dropped = shared.store.sweep_shard(next, shared.clock.now());
+                next = next.wrapping_add(1);
                 if dropped > 0 {
                     tracing::trace!(dropped, "swept fresh states");
                 }

@@ -596,21 +596,30 @@ impl Store {
 
     /// Drops every state that is fresh at `now`, shard by shard; answers how many.
     pub fn sweep(&self, now: u64) -> usize {
+        (0..SHARDS).map(|i| self.sweep_shard(i, now)).sum()
+    }
+
+    /// How many shards [`Store::sweep_shard`] takes in turn.
+    pub fn shard_count(&self) -> usize {
+        SHARDS
+    }
+
+    /// Drops the fresh states of shard `i` only: the sweeper visits one
+    /// shard at a time, so no lock is held long and the work is spread out.
+    pub fn sweep_shard(&self, i: usize, now: u64) -> usize {
+        let mut shard = lock(&self.shards[i % SHARDS]);
         let mut dropped = 0;
-        for s in self.shards.iter() {
-            let mut shard = lock(s);
-            let mut i = 0;
-            while i < shard.slots.len() {
-                if shard.slots[i].fresh_at() <= now {
-                    let hash = self.hasher.hash_one(shard.slots[i].key.as_bytes());
-                    shard.remove(hash, i, &self.hasher);
-                    dropped += 1;
-                } else {
-                    i += 1;
-                }
+        let mut j = 0;
+        while j < shard.slots.len() {
+            if shard.slots[j].fresh_at() <= now {
+                let hash = self.hasher.hash_one(shard.slots[j].key.as_bytes());
+                shard.remove(hash, j, &self.hasher);
+                dropped += 1;
+            } else {
+                j += 1;
             }
-            shard.shrink(&self.hasher);
         }
+        shard.shrink(&self.hasher);
         dropped
     }
 
