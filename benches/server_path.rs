@@ -84,37 +84,30 @@ fn full_check(c: &mut Criterion) {
         ),
     ] {
         c.bench_function(name, |b| {
-            b.iter(|| {
-                let mut buf = BytesMut::from(&words[..]);
-                let argv = next_request(&mut buf, &LIMITS).unwrap().unwrap();
-                let mut ctx = Ctx {
-                    shared: &shared,
-                    session: &mut session,
-                    blocking: true,
-                };
-                if let Outcome::Reply(r) = dispatch(&mut ctx, argv) {
-                    out.clear();
-                    encode(r, 2, &mut out);
-                }
-            })
+            b.iter(|| serve_one(&shared, &mut session, &words, &mut out))
         });
     }
     c.bench_function("server/limit_check_100k_keys", |b| {
         b.iter(|| {
             i = (i + 7_919) % frames.len();
-            let mut buf = BytesMut::from(&frames[i][..]);
-            let argv = next_request(&mut buf, &LIMITS).unwrap().unwrap();
-            let mut ctx = Ctx {
-                shared: &shared,
-                session: &mut session,
-                blocking: true,
-            };
-            if let Outcome::Reply(r) = dispatch(&mut ctx, argv) {
-                out.clear();
-                encode(r, 2, &mut out);
-            }
+            serve_one(&shared, &mut session, &frames[i], &mut out);
         })
     });
+}
+
+/// What the server does with one request: parse, dispatch, encode.
+fn serve_one(shared: &Arc<Shared>, session: &mut Session, request: &[u8], out: &mut BytesMut) {
+    let mut buf = BytesMut::from(request);
+    let argv = next_request(&mut buf, &LIMITS).unwrap().unwrap();
+    let mut ctx = Ctx {
+        shared,
+        session,
+        blocking: true,
+    };
+    if let Outcome::Reply(r) = dispatch(&mut ctx, argv) {
+        out.clear();
+        encode(r, 2, out);
+    }
 }
 
 criterion_group!(benches, resp, full_check);

@@ -30,23 +30,10 @@ fn config_in(dir: &std::path::Path) -> Config {
 async fn fill(c: &mut redis::aio::MultiplexedConnection) {
     for a in ALL {
         // Inside MULTI so the leaky bucket does not hold the reply.
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("LIMIT.CHECK")
-            .arg(format!("k-{a}"))
-            .arg(a)
-            .arg(10)
-            .arg("1m")
-            .arg("COST")
-            .arg(3)
-            .cmd("LIMIT.CHECK")
-            .arg(format!("k-{a}"))
-            .arg(a)
-            .arg(10)
-            .arg("1m")
-            .arg("COST")
-            .arg(2);
-        let _: Vec<Vec<i64>> = pipe.query_async(c).await.unwrap();
+        for cost in [3, 2] {
+            let cmd = format!("LIMIT.CHECK k-{a} {a} 10 1m COST {cost}");
+            common::checks_in_multi(c, &cmd, 1).await;
+        }
     }
     run(
         c,
