@@ -135,6 +135,30 @@ async fn bad_arguments_name_themselves_and_change_nothing() {
             "ERR invalid buckets '1001': expected an integer from 1 to 1000",
         ),
         (
+            &[
+                "LIMIT.CHECK",
+                "k",
+                "sliding_window",
+                "1",
+                "1s",
+                "BUCKETS",
+                "0",
+            ],
+            "ERR invalid buckets '0': expected an integer from 1 to 1000",
+        ),
+        (
+            &[
+                "LIMIT.CHECK",
+                "k",
+                "sliding_window",
+                "1",
+                "1s",
+                "BUCKETS",
+                "x",
+            ],
+            "ERR invalid buckets 'x': expected an integer from 1 to 1000",
+        ),
+        (
             &["LIMIT.CHECK", "k", "token_bucket", "1", "1s", "WAIT", "-1s"],
             "ERR invalid wait '-1s': expected an integer with optional ms|s|m|h|d suffix",
         ),

@@ -81,10 +81,10 @@ pub fn parse_algorithm(arg: &[u8]) -> Result<Algorithm, CmdError> {
 
 /// Parses `BUCKETS n`'s value.
 pub fn parse_buckets(arg: &[u8]) -> Result<u32, CmdError> {
-    let n = parse_count("buckets", arg, 1)?;
-    u32::try_from(n)
+    super::args::parse_i64(arg)
         .ok()
-        .filter(|&n| n <= MAX_BUCKETS)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=MAX_BUCKETS).contains(n))
         .ok_or_else(|| {
             CmdError::invalid(format!(
                 "invalid buckets '{}': expected an integer from 1 to {MAX_BUCKETS}",
