@@ -10,14 +10,12 @@ use common::{START_NS, TestServer, check, error, run, scratch_dir};
 use redis::Value;
 use tollgate::config::Config;
 
-const ALL: [&str; 6] = [
-    "token_bucket",
-    "leaky_bucket",
-    "fixed_window",
-    "sliding_log",
-    "sliding_window",
-    "gcra",
-];
+/// Every algorithm's wire name.
+fn all() -> impl Iterator<Item = &'static str> {
+    tollgate::limiter::Algorithm::ALL
+        .into_iter()
+        .map(|a| a.name())
+}
 
 fn config_in(dir: &std::path::Path) -> Config {
     Config {
@@ -28,7 +26,7 @@ fn config_in(dir: &std::path::Path) -> Config {
 
 /// Touches every algorithm, inline and under a run-time policy.
 async fn fill(c: &mut redis::aio::MultiplexedConnection) {
-    for a in ALL {
+    for a in all() {
         // Inside MULTI so the leaky bucket does not hold the reply.
         for cost in [3, 2] {
             let cmd = format!("LIMIT.CHECK k-{a} {a} 10 1m COST {cost}");
@@ -56,7 +54,7 @@ async fn fill(c: &mut redis::aio::MultiplexedConnection) {
 
 async fn infos(c: &mut redis::aio::MultiplexedConnection) -> Vec<Value> {
     let mut out = Vec::new();
-    for a in ALL {
+    for a in all() {
         out.push(run(c, &["LIMIT.INFO", &format!("k-{a}")]).await.unwrap());
     }
     out.push(
