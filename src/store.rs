@@ -695,11 +695,7 @@ mod tests {
     fn fresh_states_are_not_stored() {
         let store = Store::new();
         let p = Params::new(Algorithm::TokenBucket, 10, SECOND);
-        let dry = Request {
-            cost: 1,
-            commit: false,
-            max_wait: None,
-        };
+        let dry = Request::dry(1);
         store.check(b"k", &p, 0, dry).unwrap();
         store.check(b"k", &p, 0, Request::take(0)).unwrap();
         assert_eq!(store.len(), 0);
@@ -733,11 +729,7 @@ mod tests {
     fn changes_are_flagged_for_snapshots() {
         let store = Store::new();
         let p = Params::new(Algorithm::Gcra, 1, SECOND);
-        let dry = Request {
-            cost: 1,
-            commit: false,
-            max_wait: None,
-        };
+        let dry = Request::dry(1);
         store.check(b"k", &p, 0, dry).unwrap();
         assert!(!store.take_changed(), "a dry run changes nothing");
         store.check(b"k", &p, 0, Request::take(1)).unwrap();

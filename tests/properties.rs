@@ -121,7 +121,7 @@ proptest! {
             now += gap;
             state.check(&p, now, Request::take(c));
         }
-        let look = Request { cost, commit: false, max_wait: None };
+        let look = Request::dry(cost);
         let d = state.clone().check(&p, now, look);
         if let (false, Retry::After(r)) = (d.allowed, d.retry) {
             prop_assert!(r > 0);
@@ -143,13 +143,13 @@ proptest! {
             state.check(&p, now, Request::take(c));
         }
         let before = state.clone();
-        let dry = state.check(&p, now, Request { cost, commit: false, max_wait: None });
+        let dry = state.check(&p, now, Request::dry(cost));
         let mut probe = before.clone();
         let real = probe.check(&p, now, Request::take(cost));
         prop_assert_eq!(dry.allowed, real.allowed);
         prop_assert_eq!(dry.remaining, real.remaining);
         // The dry run's state answers every later question as before.
-        let look = Request { cost: 1, commit: false, max_wait: None };
+        let look = Request::dry(1);
         prop_assert_eq!(state.clone().check(&p, now, look), before.clone().check(&p, now, look));
         if !real.allowed {
             prop_assert_eq!(probe.check(&p, now, look), before.clone().check(&p, now, look));

@@ -375,11 +375,7 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
     let Some(snapshot) = shared.store.inspect(scope, key, policy.as_deref(), now) else {
         return Ok(Reply::Array(Vec::new()).into());
     };
-    let look = Request {
-        cost: 0,
-        commit: false,
-        max_wait: None,
-    };
+    let look = Request::dry(0);
     let rules = snapshot
         .rules
         .into_iter()

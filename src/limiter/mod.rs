@@ -136,6 +136,15 @@ pub struct Request {
 }
 
 impl Request {
+    /// A DRYRUN request: answers as if taking `cost` units, changes nothing.
+    pub fn dry(cost: u64) -> Request {
+        Request {
+            cost,
+            commit: false,
+            max_wait: None,
+        }
+    }
+
     /// A committing request of `cost` units that will not wait.
     pub fn take(cost: u64) -> Request {
         Request {

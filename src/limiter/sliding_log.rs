@@ -136,11 +136,7 @@ mod tests {
     fn dry_run_reports_without_recording() {
         let p = params(Algorithm::SlidingLog, 3, SECOND);
         let mut s = State::fresh(&p);
-        let dry = Request {
-            cost: 2,
-            commit: false,
-            max_wait: None,
-        };
+        let dry = Request::dry(2);
         let d = s.check(&p, T0, dry);
         assert_eq!((d.allowed, d.remaining), (true, 1));
         assert_eq!(s, State::fresh(&p));
