@@ -12,7 +12,7 @@ use tollgate::clients::Clients;
 use tollgate::clock::SystemClock;
 use tollgate::command::{Ctx, Outcome, Session, dispatch};
 use tollgate::config::Config;
-use tollgate::connection::{Limits, encode, next_request};
+use tollgate::connection::{Limits, encode, multibulk_extent, next_request};
 use tollgate::reply::Reply;
 use tollgate::server::Shared;
 
@@ -41,6 +41,16 @@ fn resp(c: &mut Criterion) {
         b.iter(|| {
             let mut buf = BytesMut::from(&check[..]);
             black_box(next_request(&mut buf, &LIMITS).unwrap())
+        })
+    });
+    // The two halves of parsing: the header scan that enforces the limits,
+    // and the redis-protocol crate's decoder.
+    c.bench_function("resp/scan_limit_check", |b| {
+        b.iter(|| black_box(multibulk_extent(black_box(&check), 1 << 20).unwrap()))
+    });
+    c.bench_function("resp/crate_decode_limit_check", |b| {
+        b.iter(|| {
+            black_box(redis_protocol::resp2::decode::decode_range(black_box(&check)).unwrap())
         })
     });
     let mut out = BytesMut::with_capacity(1 << 16);

@@ -103,7 +103,7 @@ fn header_int(buf: &[u8], start: usize, what: &str) -> Result<Option<(i64, usize
 /// The length of the multibulk request at the front of `buf`, checking
 /// every header against the limits before the body has arrived. Keeps the
 /// decoder to flat arrays of bulk strings.
-fn multibulk_extent(buf: &[u8], max_arg: usize) -> Result<Option<usize>, ProtocolError> {
+pub fn multibulk_extent(buf: &[u8], max_arg: usize) -> Result<Option<usize>, ProtocolError> {
     let Some((count, mut pos)) = header_int(buf, 1, "multibulk")? else {
         return Ok(None);
     };
