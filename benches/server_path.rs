@@ -108,13 +108,14 @@ fn full_check(c: &mut Criterion) {
 /// What the server does with one request: parse, dispatch, encode.
 fn serve_one(shared: &Arc<Shared>, session: &mut Session, request: &[u8], out: &mut BytesMut) {
     let mut buf = BytesMut::from(request);
-    let argv = next_request(&mut buf, &LIMITS).unwrap().unwrap();
+    let request = next_request(&mut buf, &LIMITS).unwrap().unwrap();
+    let argv = request.args();
     let mut ctx = Ctx {
         shared,
         session,
         blocking: true,
     };
-    if let Outcome::Reply(r) = dispatch(&mut ctx, argv) {
+    if let Outcome::Reply(r) = dispatch(&mut ctx, &argv) {
         out.clear();
         encode(r, 2, out);
     }

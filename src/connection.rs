@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use redis_protocol::bytes_utils::Str;
 use redis_protocol::resp2::types::{BytesFrame as Resp2, RangeFrame};
 use redis_protocol::resp3::types::{BytesFrame as Resp3, FrameMap, FrameSet, VerbatimStringFormat};
+use smallvec::SmallVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
@@ -47,12 +48,42 @@ pub struct Limits {
     pub max_query_buffer_bytes: usize,
 }
 
+/// One request: its bytes and where each argument lies in them. Arguments
+/// are borrowed from the buffer, so parsing copies nothing and touches no
+/// reference counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    data: Bytes,
+    spans: SmallVec<[(usize, usize); 8]>,
+}
+
+impl Request {
+    /// The arguments, the command name first.
+    pub fn args(&self) -> SmallVec<[&[u8]; 8]> {
+        self.spans.iter().map(|&(s, e)| &self.data[s..e]).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    fn from_owned(args: Vec<Vec<u8>>) -> Request {
+        let mut data = Vec::with_capacity(args.iter().map(Vec::len).sum());
+        let mut spans = SmallVec::new();
+        for a in args {
+            spans.push((data.len(), data.len() + a.len()));
+            data.extend_from_slice(&a);
+        }
+        Request {
+            data: Bytes::from(data),
+            spans,
+        }
+    }
+}
+
 /// Takes one request off the front of `buf`: `Ok(None)` if it is not all
-/// there yet, an empty vector for an empty request.
-pub fn next_request(
-    buf: &mut BytesMut,
-    limits: &Limits,
-) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+/// there yet; an empty request for an empty line or array.
+pub fn next_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
     if buf.is_empty() {
         return Ok(None);
     }
@@ -66,18 +97,17 @@ pub fn next_request(
     let (frame, used) = redis_protocol::resp2::decode::decode_range(&buf[..extent])
         .map_err(|e| protocol_error(e.details().to_string()))?
         .ok_or_else(|| protocol_error("incomplete request"))?;
-    let request = buf.split_to(used).freeze();
-    match frame {
-        RangeFrame::Array(items) => items
-            .into_iter()
-            .map(|item| match item {
-                RangeFrame::BulkString((start, end)) => Ok(request.slice(start..end)),
-                _ => Err(protocol_error("expected a bulk string")),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        _ => Ok(Some(Vec::new())),
+    let data = buf.split_to(used).freeze();
+    let mut spans = SmallVec::new();
+    if let RangeFrame::Array(items) = frame {
+        for item in items {
+            match item {
+                RangeFrame::BulkString(span) => spans.push(span),
+                _ => return Err(protocol_error("expected a bulk string")),
+            }
+        }
     }
+    Ok(Some(Request { data, spans }))
 }
 
 /// Reads `N` from a `<type>N\r\n` header at `start`; the position after it.
@@ -139,7 +169,7 @@ pub fn multibulk_extent(buf: &[u8], max_arg: usize) -> Result<Option<usize>, Pro
 }
 
 /// An inline request: one line, split like Redis's `sdssplitargs`.
-fn inline_request(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+fn inline_request(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > MAX_INLINE {
             return Err(protocol_error("too big inline request"));
@@ -150,7 +180,7 @@ fn inline_request(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolErro
     let line = line.strip_suffix(b"\n").unwrap_or(&line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     split_args(line)
-        .map(|args| Some(args.into_iter().map(Bytes::from).collect()))
+        .map(|args| Some(Request::from_owned(args)))
         .ok_or_else(|| protocol_error("unbalanced quotes in request"))
 }
 
@@ -396,8 +426,8 @@ pub async fn serve(
     let mut out = BytesMut::with_capacity(16 * 1024);
     loop {
         loop {
-            let argv = match next_request(&mut inbuf, &limits) {
-                Ok(Some(argv)) => argv,
+            let request = match next_request(&mut inbuf, &limits) {
+                Ok(Some(request)) => request,
                 Ok(None) => break,
                 Err(e) => {
                     shared
@@ -410,15 +440,16 @@ pub async fn serve(
                     return;
                 }
             };
-            if argv.is_empty() {
+            if request.is_empty() {
                 continue;
             }
+            let argv = request.args();
             let mut ctx = Ctx {
                 shared: &shared,
                 session: &mut session,
                 blocking: true,
             };
-            match dispatch(&mut ctx, argv) {
+            match dispatch(&mut ctx, &argv) {
                 Outcome::Reply(reply) => encode(reply, session.protocol, &mut out),
                 Outcome::Close(reply) => {
                     encode(reply, session.protocol, &mut out);
@@ -485,8 +516,9 @@ mod tests {
         max_query_buffer_bytes: 1024,
     };
 
-    fn take(input: &[u8]) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    fn take(input: &[u8]) -> Result<Option<Vec<Vec<u8>>>, ProtocolError> {
         next_request(&mut BytesMut::from(input), &LIMITS)
+            .map(|r| r.map(|r| r.args().iter().map(|a| a.to_vec()).collect()))
     }
 
     #[test]
@@ -496,10 +528,8 @@ mod tests {
             assert_eq!(take(&full[..cut]), Ok(None), "cut at {cut}");
         }
         let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI"[..]);
-        assert_eq!(
-            next_request(&mut buf, &LIMITS).unwrap().unwrap(),
-            vec![Bytes::from("PING")]
-        );
+        let request = next_request(&mut buf, &LIMITS).unwrap().unwrap();
+        assert_eq!(request.args().to_vec(), vec![&b"PING"[..]]);
         assert_eq!(&buf[..], b"*1\r\n$4\r\nPI");
     }
 
@@ -541,7 +571,7 @@ mod tests {
         );
         assert!(split_args(br#"echo "open"#).is_none());
         assert!(split_args(br#"echo "a"b"#).is_none());
-        assert_eq!(take(b"\r\n").unwrap().unwrap(), Vec::<Bytes>::new());
+        assert_eq!(take(b"\r\n").unwrap().unwrap(), Vec::<Vec<u8>>::new());
         assert!(take(&vec![b'a'; MAX_INLINE + 1]).is_err());
     }
 

@@ -34,7 +34,7 @@ pub enum CmdError {
 
 impl CmdError {
     /// Redis's `unknown command` error, quoting up to the first arguments.
-    pub fn unknown_command(name: &[u8], args: &[bytes::Bytes]) -> CmdError {
+    pub fn unknown_command(name: &[u8], args: &[&[u8]]) -> CmdError {
         let mut listed = String::new();
         for arg in args {
             if listed.len() >= 128 {

@@ -1,8 +1,6 @@
 //! A cursor over a command's arguments, and the parsers for the values that
 //! PROTOCOL.md defines (counts, durations).
 
-use bytes::Bytes;
-
 use crate::clock::NANOS_PER_MS;
 use crate::error::{CmdError, printable};
 use crate::limiter::{MAX_COUNT, MAX_WINDOW_NS};
@@ -10,24 +8,24 @@ use crate::limiter::{MAX_COUNT, MAX_WINDOW_NS};
 /// The arguments after the command name.
 #[derive(Debug)]
 pub struct Args<'a> {
-    items: &'a [Bytes],
+    items: &'a [&'a [u8]],
     pos: usize,
 }
 
 impl<'a> Args<'a> {
-    pub fn new(items: &'a [Bytes]) -> Args<'a> {
+    pub fn new(items: &'a [&'a [u8]]) -> Args<'a> {
         Args { items, pos: 0 }
     }
 
     /// The next argument, if any.
-    pub fn next_arg(&mut self) -> Option<&'a Bytes> {
-        let item = self.items.get(self.pos)?;
+    pub fn next_arg(&mut self) -> Option<&'a [u8]> {
+        let item = *self.items.get(self.pos)?;
         self.pos += 1;
         Some(item)
     }
 
     /// The next argument, or a syntax error.
-    pub fn required(&mut self) -> Result<&'a Bytes, CmdError> {
+    pub fn required(&mut self) -> Result<&'a [u8], CmdError> {
         self.next_arg().ok_or(CmdError::Syntax)
     }
 

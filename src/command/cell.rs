@@ -9,8 +9,6 @@
 //! The key holds GCRA state: the same key may be checked with
 //! `LIMIT.CHECK key gcra ...` and reads the same theoretical arrival time.
 
-use bytes::Bytes;
-
 use super::args::parse_i64;
 use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
@@ -35,14 +33,14 @@ fn number(name: &str, arg: &[u8], min: u64, max: u64) -> Result<u64, CmdError> {
 }
 
 /// `CL.THROTTLE`.
-pub fn throttle(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     if argv.len() > 6 {
         return Err(CmdError::WrongArity("cl.throttle".into()));
     }
     let key = &argv[1];
-    let max_burst = number("max_burst", &argv[2], 0, MAX_COUNT - 1)?;
-    let count = number("count_per_period", &argv[3], 1, MAX_COUNT)?;
-    let period = number("period", &argv[4], 1, MAX_PERIOD_S)?;
+    let max_burst = number("max_burst", argv[2], 0, MAX_COUNT - 1)?;
+    let count = number("count_per_period", argv[3], 1, MAX_COUNT)?;
+    let period = number("period", argv[4], 1, MAX_PERIOD_S)?;
     let quantity = match argv.get(5) {
         Some(q) => number("quantity", q, 0, MAX_COUNT)?,
         None => 1,

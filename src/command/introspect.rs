@@ -5,8 +5,6 @@
 //! COMMAND | COMMAND COUNT | COMMAND LIST | COMMAND INFO [name ...] | COMMAND DOCS [name ...]
 //! ```
 
-use bytes::Bytes;
-
 use super::args::is;
 use super::{COMMANDS, CommandSpec, Ctx, Outcome, lookup};
 use crate::error::{CmdError, printable};
@@ -41,7 +39,7 @@ fn docs_of(c: &CommandSpec) -> Reply {
 }
 
 /// `COMMAND` and its subcommands.
-pub fn command(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn command(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let Some(sub) = argv.get(1) else {
         return Ok(Reply::Array(COMMANDS.iter().map(info_of).collect()).into());
     };

@@ -35,8 +35,9 @@ enum Target {
 
 /// A parsed `LIMIT.CHECK`.
 #[derive(Debug, Clone)]
-struct CheckCmd {
-    key: Bytes,
+struct CheckCmd<K> {
+    /// The key: borrowed from the request, owned once a reply is held.
+    key: K,
     target: Target,
     cost: u64,
     dry_run: bool,
@@ -101,8 +102,8 @@ fn set_once<T>(slot: &mut Option<T>, value: T) -> Result<(), CmdError> {
     Ok(())
 }
 
-fn parse_check(shared: &Shared, argv: &[Bytes]) -> Result<CheckCmd, CmdError> {
-    let key = argv[1].clone();
+fn parse_check<'a>(shared: &Shared, argv: &[&'a [u8]]) -> Result<CheckCmd<&'a [u8]>, CmdError> {
+    let key = argv[1];
     let mut args = Args::new(&argv[2..]);
     let kind = args.required()?;
     let inline = if is(kind, "POLICY") {
@@ -158,6 +159,19 @@ fn parse_check(shared: &Shared, argv: &[Bytes]) -> Result<CheckCmd, CmdError> {
     })
 }
 
+impl CheckCmd<&[u8]> {
+    /// A copy that owns its key, for a reply that outlives the request.
+    fn owned(&self) -> CheckCmd<Bytes> {
+        CheckCmd {
+            key: Bytes::copy_from_slice(self.key),
+            target: self.target.clone(),
+            cost: self.cost,
+            dry_run: self.dry_run,
+            wait: self.wait,
+        }
+    }
+}
+
 fn find_policy(shared: &Shared, name: &str) -> Result<Arc<Policy>, CmdError> {
     shared.policies.get(name).ok_or_else(|| {
         CmdError::invalid(format!("unknown policy '{}'", printable(name.as_bytes())))
@@ -192,7 +206,7 @@ fn answer(shared: &Shared, target: &Target, decision: &Decision) -> Reply {
 }
 
 /// `LIMIT.CHECK`.
-pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let cmd = parse_check(ctx.shared, argv)?;
     let leaky_inline =
         matches!(&cmd.target, Target::Inline(p) if p.algorithm == Algorithm::LeakyBucket);
@@ -208,7 +222,7 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
             Target::Inline(_) => Scope::Inline,
             Target::Policy(p) => Scope::Policy(&p.name),
         };
-        encode_key(&mut k, scope, &cmd.key);
+        encode_key(&mut k, scope, cmd.key);
         k
     };
     let waits = ctx.blocking && !cmd.dry_run && !leaky_inline;
@@ -218,10 +232,13 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
         // Others are already waiting on this key: take a place behind them.
         let shared = shared.clone();
         return Ok(Outcome::Later(Box::pin(wait_in_queue(
-            shared, cmd, request, wait,
+            shared,
+            cmd.owned(),
+            request,
+            wait,
         ))));
     }
-    let (decision, leaky_end) = run_check(shared, &cmd.target, &cmd.key, request)?;
+    let (decision, leaky_end) = run_check(shared, &cmd.target, cmd.key, request)?;
     if decision.allowed {
         let reply = answer(shared, &cmd.target, &decision);
         if decision.delay == 0 || !ctx.blocking {
@@ -230,7 +247,7 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
         let give_back = match (&cmd.target, leaky_end) {
             (Target::Inline(params), Some(end)) => Some(GiveBack {
                 shared: shared.clone(),
-                key: cmd.key.clone(),
+                key: Bytes::copy_from_slice(cmd.key),
                 params: *params,
                 end,
                 cost: cmd.cost,
@@ -247,7 +264,7 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
     }
     match (cmd.wait, decision.retry) {
         (Some(wait), Retry::After(ns)) if waits && ns <= wait => Ok(Outcome::Later(Box::pin(
-            wait_in_queue(shared.clone(), cmd, request, wait),
+            wait_in_queue(shared.clone(), cmd.owned(), request, wait),
         ))),
         _ => Ok(answer(shared, &cmd.target, &decision).into()),
     }
@@ -278,7 +295,12 @@ impl Drop for GiveBack {
 }
 
 /// Waits in the key's queue until the request is allowed or `wait` runs out.
-async fn wait_in_queue(shared: Arc<Shared>, cmd: CheckCmd, request: Request, wait: u64) -> Reply {
+async fn wait_in_queue(
+    shared: Arc<Shared>,
+    cmd: CheckCmd<Bytes>,
+    request: Request,
+    wait: u64,
+) -> Reply {
     let deadline = Instant::now() + Duration::from_nanos(wait);
     let mut map_key = Vec::new();
     let scope = match &cmd.target {
@@ -362,7 +384,7 @@ fn to_i64(x: u64) -> i64 {
 }
 
 /// `LIMIT.INFO key [POLICY name]`.
-pub fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let shared = ctx.shared;
     let key = &argv[1];
     let mut args = Args::new(&argv[2..]);
@@ -397,7 +419,7 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
 }
 
 /// `LIMIT.RESET key [POLICY name]`.
-pub fn reset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn reset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let shared = ctx.shared;
     let mut args = Args::new(&argv[2..]);
     let policy = optional_policy(shared, &mut args)?;
@@ -405,7 +427,7 @@ pub fn reset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
         Some(p) => Scope::Policy(&p.name),
         None => Scope::Inline,
     };
-    let dropped = shared.store.reset(scope, &argv[1], shared.clock.now());
+    let dropped = shared.store.reset(scope, argv[1], shared.clock.now());
     Ok(Reply::Int(i64::from(dropped)).into())
 }
 
@@ -413,7 +435,7 @@ pub fn reset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
 /// until the arguments run out.
 fn parse_rules(args: &mut Args<'_>) -> Result<Vec<Params>, CmdError> {
     let mut rules = Vec::new();
-    let mut pending: Option<&Bytes> = args.next_arg();
+    let mut pending: Option<&[u8]> = args.next_arg();
     while let Some(word) = pending.take() {
         let algorithm = parse_algorithm(word)?;
         let limit = parse_count("limit", args.required()?, 1)?;
@@ -448,7 +470,7 @@ pub fn valid_policy_name(name: &str) -> Result<(), CmdError> {
 }
 
 /// `LIMIT.POLICY SET|GET|DEL|LIST`.
-pub fn policy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn policy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let shared = ctx.shared;
     let sub = &argv[1];
     let mut args = Args::new(&argv[2..]);

@@ -75,7 +75,7 @@ impl From<Reply> for Outcome {
     }
 }
 
-type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Result<Outcome, CmdError>;
+type Handler = fn(&mut Ctx<'_>, &[&[u8]]) -> Result<Outcome, CmdError>;
 
 /// One row of the command table.
 pub struct CommandSpec {
@@ -412,18 +412,18 @@ fn runs_in_multi(spec: &CommandSpec) -> bool {
 
 /// Runs one command: looks it up, checks arity and authentication, queues it
 /// inside a transaction, or runs it.
-pub fn dispatch(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
+pub fn dispatch(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Outcome {
     match dispatch_inner(ctx, argv) {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Reply(e.into()),
     }
 }
 
-fn dispatch_inner(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdError> {
+fn dispatch_inner(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     ctx.shared.metrics.command();
-    let Some(spec) = lookup(&argv[0]) else {
+    let Some(spec) = lookup(argv[0]) else {
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
-        return Err(CmdError::unknown_command(&argv[0], &argv[1..]));
+        return Err(CmdError::unknown_command(argv[0], &argv[1..]));
     };
     if !spec.arity_ok(argv.len()) {
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
@@ -436,19 +436,20 @@ fn dispatch_inner(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdErr
     if let Some(queue) = ctx.session.multi.as_mut()
         && !runs_in_multi(spec)
     {
-        queue.push(argv);
+        // Queued commands outlive the request buffer: keep copies.
+        queue.push(argv.iter().map(|a| Bytes::copy_from_slice(a)).collect());
         return Ok(Reply::Simple("QUEUED").into());
     }
     let started = std::time::Instant::now();
-    let outcome = (spec.run)(ctx, &argv)?;
-    if let (Some(slot), Outcome::Reply(_)) = (check_slot(spec, &argv), &outcome) {
+    let outcome = (spec.run)(ctx, argv)?;
+    if let (Some(slot), Outcome::Reply(_)) = (check_slot(spec, argv), &outcome) {
         ctx.shared.metrics.observe_check(slot, started.elapsed());
     }
     Ok(outcome)
 }
 
 /// The metrics slot of a check command (`None` for other commands).
-fn check_slot(spec: &CommandSpec, argv: &[Bytes]) -> Option<usize> {
+fn check_slot(spec: &CommandSpec, argv: &[&[u8]]) -> Option<usize> {
     match spec.name {
         "cl.throttle" => Some(crate::metrics::Metrics::slot(
             crate::limiter::Algorithm::Gcra,

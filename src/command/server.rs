@@ -13,26 +13,26 @@ use crate::metrics::{self, Metrics};
 use crate::reply::Reply;
 
 /// `PING [message]`.
-pub fn ping(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn ping(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     match argv.len() {
         1 => Ok(Reply::Simple("PONG").into()),
-        2 => Ok(Reply::Bulk(argv[1].clone()).into()),
+        2 => Ok(Reply::Bulk(Bytes::copy_from_slice(argv[1])).into()),
         _ => Err(CmdError::WrongArity("ping".into())),
     }
 }
 
 /// `ECHO message`.
-pub fn echo(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
-    Ok(Reply::Bulk(argv[1].clone()).into())
+pub fn echo(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    Ok(Reply::Bulk(Bytes::copy_from_slice(argv[1])).into())
 }
 
 /// `DBSIZE`: live limiter states.
-pub fn dbsize(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn dbsize(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     Ok(Reply::Int(ctx.shared.store.len() as i64).into())
 }
 
 /// `FLUSHALL [ASYNC|SYNC]`: drops every state, keeps policies.
-pub fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn flushall(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     match argv.get(1) {
         None => {}
         Some(mode) if argv.len() == 2 && (is(mode, "ASYNC") || is(mode, "SYNC")) => {}
@@ -43,7 +43,7 @@ pub fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> 
 }
 
 /// `TIME`: seconds and microseconds, as bulk strings.
-pub fn time(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn time(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let now = ctx.shared.clock.now();
     let secs = now / 1_000_000_000;
     let micros = (now % 1_000_000_000) / 1_000;
@@ -55,7 +55,7 @@ pub fn time(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
 }
 
 /// `SAVE`: writes a snapshot and answers when it is on disk.
-pub fn save(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn save(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     if ctx.shared.persistence.in_progress() {
         return Err(CmdError::Line(
             "ERR Background save already in progress".into(),
@@ -79,7 +79,7 @@ pub fn save(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
 }
 
 /// `BGSAVE [SCHEDULE]`: starts a snapshot in the background.
-pub fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn bgsave(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     match argv.get(1) {
         None => {}
         Some(w) if argv.len() == 2 && is(w, "SCHEDULE") => {}
@@ -100,13 +100,13 @@ pub fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
 }
 
 /// `LASTSAVE`: Unix time of the last good snapshot (start-up time before any).
-pub fn lastsave(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn lastsave(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     Ok(Reply::Int(ctx.shared.persistence.last_save() as i64).into())
 }
 
 /// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]`: stops the server, writing a final
 /// snapshot unless NOSAVE.
-pub fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let (mut save, mut nosave) = (false, false);
     for word in &argv[1..] {
         if is(word, "SAVE") {
@@ -151,7 +151,7 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
 }
 
 /// `CONFIG GET pattern [pattern ...]`.
-pub fn config(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn config(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let sub = &argv[1];
     if !is(sub, "GET") {
         return Err(CmdError::UnknownSubcommand {
@@ -180,7 +180,7 @@ pub fn rss_bytes() -> u64 {
 }
 
 /// `INFO [section ...]`.
-pub fn info(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let shared = ctx.shared;
     let wanted: Vec<String> = argv[1..]
         .iter()

@@ -3,8 +3,6 @@
 
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
-
 use super::args::{Args, is, parse_i64};
 use super::{Ctx, Outcome, dispatch};
 use crate::error::{CmdError, printable};
@@ -32,22 +30,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `AUTH [username] password`.
-pub fn auth(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn auth(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     match argv.len() {
         2 => {
             if ctx.shared.config.requirepass.is_none() {
                 return Err(CmdError::Line(AUTH_WITHOUT_PASSWORD.into()));
             }
-            authenticate(ctx, b"default", &argv[1])?;
+            authenticate(ctx, b"default", argv[1])?;
         }
-        3 => authenticate(ctx, &argv[1], &argv[2])?,
+        3 => authenticate(ctx, argv[1], argv[2])?,
         _ => return Err(CmdError::Syntax),
     }
     Ok(Reply::OK.into())
 }
 
 /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`.
-pub fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let mut args = Args::new(&argv[1..]);
     let mut protocol = ctx.session.protocol;
     if let Some(ver) = args.next_arg() {
@@ -100,12 +98,12 @@ pub fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
 }
 
 /// `QUIT`.
-pub fn quit(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn quit(_ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     Ok(Outcome::Close(Reply::OK))
 }
 
 /// `RESET`: back to a new connection's state.
-pub fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let s = &mut *ctx.session;
     s.multi = None;
     s.multi_dirty = false;
@@ -117,8 +115,8 @@ pub fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
 }
 
 /// `SELECT index`: only database 0 exists.
-pub fn select(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
-    match parse_i64(&argv[1])? {
+pub fn select(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    match parse_i64(argv[1])? {
         0 => Ok(Reply::OK.into()),
         _ => Err(CmdError::Line("ERR DB index is out of range".into())),
     }
@@ -143,7 +141,7 @@ fn valid_client_name(name: &[u8]) -> Result<Option<String>, CmdError> {
 }
 
 /// `CLIENT ID|SETNAME|GETNAME|SETINFO|LIST|INFO`.
-pub fn client(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn client(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let sub = &argv[1];
     let me = &ctx.session.client;
     let arity = |n: usize| {
@@ -161,7 +159,7 @@ pub fn client(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
         Reply::Int(me.id as i64)
     } else if is(sub, "SETNAME") {
         arity(3)?;
-        *lock(&me.name) = valid_client_name(&argv[2])?;
+        *lock(&me.name) = valid_client_name(argv[2])?;
         Reply::OK
     } else if is(sub, "GETNAME") {
         arity(2)?;
@@ -171,21 +169,21 @@ pub fn client(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
         }
     } else if is(sub, "SETINFO") {
         arity(4)?;
-        let value = String::from_utf8_lossy(&argv[3]).into_owned();
+        let value = String::from_utf8_lossy(argv[3]).into_owned();
         if value.contains(|c: char| c == ' ' || c.is_control()) {
             return Err(CmdError::Line(
                 "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters."
                     .into(),
             ));
         }
-        if is(&argv[2], "LIB-NAME") {
+        if is(argv[2], "LIB-NAME") {
             *lock(&me.lib_name) = Some(value);
-        } else if is(&argv[2], "LIB-VER") {
+        } else if is(argv[2], "LIB-VER") {
             *lock(&me.lib_ver) = Some(value);
         } else {
             return Err(CmdError::Line(format!(
                 "ERR Unrecognized option '{}'",
-                printable(&argv[2])
+                printable(argv[2])
             )));
         }
         Reply::OK
@@ -209,7 +207,7 @@ pub fn client(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> Result<Outcome, CmdError> {
 }
 
 /// `MULTI`.
-pub fn multi(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn multi(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     if ctx.session.multi.is_some() {
         return Err(CmdError::Line("ERR MULTI calls can not be nested".into()));
     }
@@ -219,7 +217,7 @@ pub fn multi(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
 }
 
 /// `DISCARD`.
-pub fn discard(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn discard(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     if ctx.session.multi.take().is_none() {
         return Err(CmdError::Line("ERR DISCARD without MULTI".into()));
     }
@@ -228,7 +226,7 @@ pub fn discard(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> 
 }
 
 /// `EXEC`: runs the queued commands in order; none of them waits.
-pub fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
+pub fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let Some(queued) = ctx.session.multi.take() else {
         return Err(CmdError::Line("ERR EXEC without MULTI".into()));
     };
@@ -244,7 +242,8 @@ pub fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> Result<Outcome, CmdError> {
             session: &mut *ctx.session,
             blocking: false,
         };
-        match dispatch(&mut inner, argv) {
+        let args: smallvec::SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
+        match dispatch(&mut inner, &args) {
             Outcome::Reply(r) | Outcome::Close(r) => replies.push(r),
             Outcome::Later(_) => replies.push(Reply::Error(
                 "ERR command cannot wait inside a transaction".into(),
