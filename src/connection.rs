@@ -122,9 +122,7 @@ fn header_int(buf: &[u8], start: usize, what: &str) -> Result<Option<(i64, usize
     if rest.len() < cr + 2 {
         return Ok(None);
     }
-    let n = std::str::from_utf8(&rest[..cr])
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
+    let n = crate::command::args::ascii_i64(&rest[..cr])
         .filter(|_| rest[cr + 1] == b'\n')
         .ok_or_else(|| protocol_error(format!("invalid {what} length")))?;
     Ok(Some((n, start + cr + 2)))

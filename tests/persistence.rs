@@ -324,8 +324,10 @@ async fn prometheus_endpoint_serves_counters_histograms_and_health() {
     };
     let server = TestServer::manual_with(config).await;
     let mut c = server.conn().await;
-    check(&mut c, "LIMIT.CHECK k gcra 1 1s").await;
-    check(&mut c, "LIMIT.CHECK k gcra 1 1s").await;
+    // 16 checks on one connection (one thread): 2 are timed, each counting for 8.
+    for _ in 0..16 {
+        check(&mut c, "LIMIT.CHECK k gcra 1 1s").await;
+    }
     let mut body = String::new();
     for _ in 0..100 {
         if let Ok(s) = tokio::net::TcpStream::connect(&addr).await {
@@ -338,10 +340,10 @@ async fn prometheus_endpoint_serves_counters_histograms_and_health() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     for line in [
         "tollgate_checks_total{algorithm=\"gcra\",result=\"allowed\"} 1",
-        "tollgate_checks_total{algorithm=\"gcra\",result=\"denied\"} 1",
-        "tollgate_check_duration_seconds_count{algorithm=\"gcra\"} 2",
-        "tollgate_check_duration_seconds_bucket{le=\"+Inf\",algorithm=\"gcra\"} 2",
-        "tollgate_check_duration_seconds_bucket{le=\"1.0\",algorithm=\"gcra\"} 2",
+        "tollgate_checks_total{algorithm=\"gcra\",result=\"denied\"} 15",
+        "tollgate_check_duration_seconds_count{algorithm=\"gcra\"} 16",
+        "tollgate_check_duration_seconds_bucket{le=\"+Inf\",algorithm=\"gcra\"} 16",
+        "tollgate_check_duration_seconds_bucket{le=\"1.0\",algorithm=\"gcra\"} 16",
         "tollgate_keys 1",
         "# EOF",
     ] {

@@ -56,11 +56,34 @@ pub fn is(arg: &[u8], word: &str) -> bool {
 
 /// A signed integer in Redis's strict form (no spaces, no `+`).
 pub fn parse_i64(arg: &[u8]) -> Result<i64, CmdError> {
-    let s = std::str::from_utf8(arg).map_err(|_| CmdError::NotInteger)?;
-    if s.starts_with('+') || (s.len() > 1 && s.starts_with('0')) || s.starts_with("-0") {
-        return Err(CmdError::NotInteger);
+    ascii_i64(arg).ok_or(CmdError::NotInteger)
+}
+
+/// Parses `-?[1-9][0-9]*|0` straight from ASCII, with checked arithmetic:
+/// no spaces, no `+`, no leading zeros, no `-0` (Redis's rules).
+pub fn ascii_i64(arg: &[u8]) -> Option<i64> {
+    let (negative, digits) = match arg.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, arg),
+    };
+    let (&first, _) = digits.split_first()?;
+    if first == b'0' && (digits.len() > 1 || negative) {
+        return None;
     }
-    s.parse().map_err(|_| CmdError::NotInteger)
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let digit = i64::from(d - b'0');
+        n = n.checked_mul(10)?;
+        n = if negative {
+            n.checked_sub(digit)?
+        } else {
+            n.checked_add(digit)?
+        };
+    }
+    Some(n)
 }
 
 /// An integer from `min` to 10^12, named `name` in the error.
@@ -170,7 +193,20 @@ mod tests {
     fn strict_integers() {
         assert_eq!(parse_i64(b"-12"), Ok(-12));
         assert_eq!(parse_i64(b"0"), Ok(0));
-        for bad in ["", " 1", "1 ", "+1", "01", "9223372036854775808", "-0"] {
+        assert_eq!(parse_i64(b"-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775807"), Ok(i64::MAX));
+        for bad in [
+            "",
+            "-",
+            " 1",
+            "1 ",
+            "+1",
+            "01",
+            "9223372036854775808",
+            "-0",
+            "1x",
+            "--1",
+        ] {
             assert_eq!(
                 parse_i64(bad.as_bytes()),
                 Err(CmdError::NotInteger),
