@@ -394,6 +394,22 @@ mod tests {
         .unwrap();
         assert_eq!(c.port, 7000);
         assert_eq!(c.sweep_interval_ms, 1000);
+        assert_eq!(Config::from_toml("threads = 3").unwrap().threads, Some(3));
+        assert_eq!(
+            Config::from_toml("threads = 0").unwrap().threads,
+            None,
+            "0: one per core"
+        );
+        let cli = Cli {
+            threads: Some(2),
+            metrics_addr: Some("127.0.0.1:9121".into()),
+            ..Cli::default()
+        };
+        let flags = Config::load(&cli).unwrap();
+        assert_eq!(
+            (flags.threads, flags.metrics_addr.as_deref()),
+            (Some(2), Some("127.0.0.1:9121"))
+        );
         assert_eq!(c.policies[0].rules[0].burst, 20);
         assert_eq!(c.policies[0].rules[1].algorithm, Algorithm::FixedWindow);
         assert!(c.policies[0].from_config);
@@ -418,6 +434,8 @@ mod tests {
             ),
             ("max_clients = 0", "at least 1"),
             ("log_level = \"loud\"", "invalid log level 'loud'"),
+            ("threads = 5000", "threads must be at most 1024"),
+            ("snapshot_interval = \"0\"", "invalid snapshot_interval"),
         ];
         for (text, why) in bad {
             let err = Config::from_toml(text).unwrap_err();

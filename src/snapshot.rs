@@ -413,9 +413,10 @@ fn decode_body(body: &[u8]) -> Read<Contents> {
     let mut entries = Vec::with_capacity(n);
     for _ in 0..n {
         let key: Box<[u8]> = r.bytes()?.into();
-        if crate::store::decode_key(&key).is_none() {
+        let Some((scope, _)) = crate::store::decode_key(&key) else {
             return Err("malformed key".into());
-        }
+        };
+        let inline_key = scope == crate::store::Scope::Inline;
         let fresh_at = r.u64()?;
         let slot = match r.u8()? {
             0 => {
@@ -433,6 +434,11 @@ fn decode_body(body: &[u8]) -> Read<Contents> {
             }
             tag => return Err(format!("unknown slot tag {tag}")),
         };
+        // The store relies on this pairing; a file that breaks it is refused
+        // here rather than trusted later.
+        if inline_key != matches!(slot, Slot::Inline { .. }) {
+            return Err("a key's kind does not match its state".into());
+        }
         entries.push((key, Entry { fresh_at, slot }));
     }
     if r.pos != body.len() {
@@ -645,6 +651,26 @@ mod tests {
             m.contains("corrupted") && m.contains("exceeds the file"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_kind_is_refused() {
+        // An inline key carrying policy states, with a valid checksum.
+        let mut body = Vec::new();
+        put_u64(&mut body, T0);
+        put_u32(&mut body, 0);
+        put_u64(&mut body, 1);
+        put_bytes(&mut body, b"\0k");
+        put_u64(&mut body, T0 + S);
+        body.push(1);
+        put_u32(&mut body, 0);
+        let mut bytes = MAGIC.to_vec();
+        put_u32(&mut bytes, VERSION);
+        put_u64(&mut bytes, body.len() as u64);
+        bytes.extend_from_slice(&body);
+        put_u32(&mut bytes, crc32fast::hash(&body));
+        let m = decode(&bytes, Path::new("f")).unwrap_err().to_string();
+        assert!(m.contains("does not match its state"), "{m}");
     }
 
     #[test]

@@ -10,6 +10,16 @@ fn bulk(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())
 }
 
+/// A RESP2 map: a flat field-value array.
+fn fields(pairs: &[(&str, Value)]) -> Value {
+    Value::Array(
+        pairs
+            .iter()
+            .flat_map(|(k, v)| [bulk(k), v.clone()])
+            .collect(),
+    )
+}
+
 #[tokio::test]
 async fn limit_check_answers_the_five_fields() {
     let server = TestServer::manual().await;
@@ -246,21 +256,14 @@ async fn limit_info_and_reset() {
     )
     .await;
     let info = run(&mut c, &["LIMIT.INFO", "s"]).await.unwrap();
-    let expected = Value::Array(vec![Value::Array(vec![
-        bulk("algorithm"),
-        bulk("sliding_window"),
-        bulk("limit"),
-        Value::Int(10),
-        bulk("window_ms"),
-        Value::Int(10_000),
-        bulk("burst"),
-        Value::Int(10),
-        bulk("buckets"),
-        Value::Int(5),
-        bulk("remaining"),
-        Value::Int(7),
-        bulk("reset_after_ms"),
-        Value::Int(12_000),
+    let expected = Value::Array(vec![fields(&[
+        ("algorithm", bulk("sliding_window")),
+        ("limit", Value::Int(10)),
+        ("window_ms", Value::Int(10_000)),
+        ("burst", Value::Int(10)),
+        ("buckets", Value::Int(5)),
+        ("remaining", Value::Int(7)),
+        ("reset_after_ms", Value::Int(12_000)),
     ])]);
     assert_eq!(info, expected);
     assert_eq!(
@@ -334,25 +337,17 @@ async fn policies_are_all_or_nothing() {
     );
     let rules = run(&mut c, &["LIMIT.POLICY", "GET", "api"]).await.unwrap();
     let expected = Value::Array(vec![
-        Value::Array(vec![
-            bulk("algorithm"),
-            bulk("token_bucket"),
-            bulk("limit"),
-            Value::Int(10),
-            bulk("window_ms"),
-            Value::Int(1000),
-            bulk("burst"),
-            Value::Int(20),
+        fields(&[
+            ("algorithm", bulk("token_bucket")),
+            ("limit", Value::Int(10)),
+            ("window_ms", Value::Int(1000)),
+            ("burst", Value::Int(20)),
         ]),
-        Value::Array(vec![
-            bulk("algorithm"),
-            bulk("fixed_window"),
-            bulk("limit"),
-            Value::Int(3),
-            bulk("window_ms"),
-            Value::Int(86_400_000),
-            bulk("burst"),
-            Value::Int(3),
+        fields(&[
+            ("algorithm", bulk("fixed_window")),
+            ("limit", Value::Int(3)),
+            ("window_ms", Value::Int(86_400_000)),
+            ("burst", Value::Int(3)),
         ]),
     ]);
     assert_eq!(rules, expected);
