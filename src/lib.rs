@@ -9,6 +9,7 @@
 //! - [`connection`]: the only code that touches sockets and RESP bytes.
 //! - [`command`]: the command table and one file per command family.
 //! - [`store`]: the sharded keyspace; atomic per-key checks; the sweep.
+//!   [`slot_index`] is its per-shard hash index.
 //! - [`limiter`]: the six algorithms as pure functions of (state, params, now).
 //! - [`policy`]: named multi-rule policies, all or nothing.
 //! - [`wait`]: first-come-first-served queues for `WAIT`.
@@ -27,6 +28,7 @@ pub mod persistence;
 pub mod policy;
 pub mod reply;
 pub mod server;
+pub mod slot_index;
 pub mod snapshot;
 pub mod store;
 pub mod wait;

@@ -55,6 +55,49 @@ async fn raw_pipelines_get_one_reply_per_command() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn requests_before_a_protocol_error_in_one_read_are_answered_first() {
+    let server = TestServer::manual().await;
+    let input = b"*1\r\n$4\r\nPING\r\n*3\r\n$11\r\nCL.THROTTLE\r\n$1\r\nk\r\n$1\r\n0\r\n\
+                  *2\r\n$4\r\nECHO\r\n$2\r\nok\r\n*-5x\r\n*1\r\n$4\r\nPING\r\n";
+    let out = String::from_utf8(raw(server.addr, input).await).unwrap();
+    assert_eq!(
+        out,
+        "+PONG\r\n-ERR wrong number of arguments for 'cl.throttle' command\r\n\
+         $2\r\nok\r\n-ERR Protocol error: invalid multibulk length\r\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_pipeline_over_many_keys_checks_each_key_on_its_own() {
+    // One write of 3 x 500 checks over 500 keys (each key three times, far
+    // apart): the batch path fetches keys ahead and must not mix them up.
+    let server = TestServer::manual().await;
+    let mut c = server.conn().await;
+    let mut pipe = redis::pipe();
+    for _round in 0..3 {
+        for k in 0..500 {
+            let key = if k % 2 == 0 {
+                format!("key:{k}")
+            } else {
+                format!("a-key-long-enough-to-live-on-the-heap:{k}")
+            };
+            pipe.cmd("CL.THROTTLE").arg(&key).arg(1).arg(2).arg(3600);
+        }
+    }
+    let replies: Vec<Vec<i64>> = pipe.query_async(&mut c).await.unwrap();
+    assert_eq!(replies.len(), 1500);
+    for (i, reply) in replies.iter().enumerate() {
+        let (round, k) = (i / 500, i % 500);
+        // max_burst 1: two allowed per key, the third limited.
+        let limited = i64::from(round == 2);
+        assert_eq!(reply[0], limited, "round {round} key {k}: {reply:?}");
+        assert_eq!(reply[2], i64::from(round == 0), "round {round} key {k}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_clients_on_one_key_get_exactly_the_limit() {
     let server = TestServer::real().await;

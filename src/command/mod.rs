@@ -410,6 +410,21 @@ fn runs_in_multi(spec: &CommandSpec) -> bool {
     matches!(spec.name, "exec" | "discard" | "multi" | "quit" | "reset")
 }
 
+/// The key a command is about to check inline, for the store to fetch into
+/// the cache ahead ([`crate::store::Store::prefetch`]): `LIMIT.CHECK key
+/// algorithm ...` and `CL.THROTTLE key ...`. The connection asks this of
+/// every request of a pipelined batch before running any, so their cache
+/// misses overlap. `args` are the request's first three arguments.
+pub fn prefetch_key(args: [Option<&[u8]>; 3]) -> Option<&[u8]> {
+    let [Some(name), Some(key), third] = args else {
+        return None;
+    };
+    let inline_check = (name.eq_ignore_ascii_case(b"LIMIT.CHECK")
+        && !third.is_some_and(|a| a.eq_ignore_ascii_case(b"POLICY")))
+        || name.eq_ignore_ascii_case(b"CL.THROTTLE");
+    inline_check.then_some(key)
+}
+
 /// Runs one command: looks it up, checks arity and authentication, queues it
 /// inside a transaction, or runs it.
 pub fn dispatch(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Outcome {
