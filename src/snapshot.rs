@@ -28,7 +28,6 @@
 //! leaves the old or the new snapshot whole. Loading checks everything and
 //! never panics: a bad file is an error that names what is wrong.
 
-use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -188,7 +187,7 @@ fn put_state(out: &mut Vec<u8>, state: &State) {
             put_u64(out, s.start);
             put_u64(out, s.count);
         }
-        State::SlidingLog(s) => put_pairs(out, s.entries.iter()),
+        State::SlidingLog(s) => put_pairs(out, s.entries().iter()),
         State::SlidingWindow(s) => put_pairs(out, s.buckets.iter()),
         State::Gcra(s) => {
             put_u64(out, s.tat.ns);
@@ -277,10 +276,10 @@ impl Reader<'_> {
         }
     }
 
-    fn pairs(&mut self) -> Read<(VecDeque<(u64, u64)>, u64)> {
+    fn pairs(&mut self) -> Read<(Vec<(u64, u64)>, u64)> {
         let n = u64::from(self.u32()?);
         let n = self.count(n, 16)?;
-        let mut pairs = VecDeque::with_capacity(n);
+        let mut pairs = Vec::with_capacity(n);
         let mut total = 0u64;
         let mut last = 0u64;
         for _ in 0..n {
@@ -290,7 +289,7 @@ impl Reader<'_> {
             }
             last = t;
             total = total.checked_add(units).ok_or("log total overflows")?;
-            pairs.push_back((t, units));
+            pairs.push((t, units));
         }
         Ok((pairs, total))
     }
@@ -315,7 +314,7 @@ impl Reader<'_> {
             }),
             Algorithm::SlidingLog => {
                 let (entries, total) = self.pairs()?;
-                State::SlidingLog(Box::new(SlidingLog { entries, total }))
+                State::SlidingLog(SlidingLog::from_entries(&entries, total))
             }
             Algorithm::SlidingWindow => {
                 let (buckets, total) = self.pairs()?;

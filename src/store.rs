@@ -261,6 +261,9 @@ impl Entry64 {
 struct Shard {
     index: SlotIndex,
     slots: Vec<Entry64>,
+    /// Set once any slot has held a state with heap parts (a log or bucket
+    /// list), which [`Store::prefetch`] then fetches too.
+    heap_states: bool,
 }
 
 /// A shard's lock, and where its index lives for [`Store::prefetch`]
@@ -330,6 +333,9 @@ impl Shard {
     }
 
     fn insert(&mut self, hash: u64, entry: Entry64, hasher: &impl BuildHasher) -> usize {
+        if let Held::Inline(state) = &entry.held {
+            self.heap_states |= state.heap_span().is_some();
+        }
         let i = self.slots.len();
         self.slots.push(entry);
         let slots = &self.slots;
@@ -415,12 +421,33 @@ impl Store {
             }
             hashes.push(hash);
         }
+        let mut heap = false;
         for &hash in &hashes {
             let Ok(shard) = self.shard_of(hash).shard.try_lock() else {
                 continue;
             };
             if let Some(i) = shard.index.candidate(hash) {
                 prefetch(shard.slots.as_ptr().wrapping_add(i).cast());
+                heap |= shard.heap_states;
+            }
+        }
+        if !heap {
+            return;
+        }
+        // Logs and bucket lists live behind a pointer in the slot: with the
+        // slots arriving, fetch the first and last line of each.
+        for &hash in &hashes {
+            let Ok(shard) = self.shard_of(hash).shard.try_lock() else {
+                continue;
+            };
+            let Some(slot) = shard.index.candidate(hash).and_then(|i| shard.slots.get(i)) else {
+                continue;
+            };
+            if let Held::Inline(state) = &slot.held
+                && let Some((start, bytes)) = state.heap_span()
+            {
+                prefetch(start.cast());
+                prefetch(start.wrapping_add(bytes.saturating_sub(1)).cast());
             }
         }
     }
@@ -892,7 +919,11 @@ mod tests {
     #[test]
     fn prefetch_changes_nothing_even_while_the_index_grows() {
         let store = Store::new();
-        let p = Params::new(Algorithm::FixedWindow, 10, SECOND);
+        // Half the keys hold logs (heap parts, fetched too).
+        let p = |i: u32| {
+            let algorithm = [Algorithm::FixedWindow, Algorithm::SlidingLog][i as usize % 2];
+            Params::new(algorithm, 10, SECOND)
+        };
         let long = [b'x'; 40];
         store.prefetch(&[b"cold", &long]);
         assert!(store.is_empty());
@@ -900,12 +931,13 @@ mod tests {
             let key = i.to_le_bytes();
             // Ask ahead for the key and for ones not there yet.
             store.prefetch(&[&key, &(i + 1).to_le_bytes(), &long]);
-            store.check(&key, &p, 0, Request::take(1)).unwrap();
+            store.check(&key, &p(i), 0, Request::take(1)).unwrap();
         }
         assert_eq!(store.len(), 2000);
         for i in (0..2000u32).step_by(7) {
+            store.prefetch(&[&i.to_le_bytes()]);
             let d = store
-                .check(&i.to_le_bytes(), &p, 0, Request::take(1))
+                .check(&i.to_le_bytes(), &p(i), 0, Request::take(1))
                 .unwrap()
                 .decision;
             assert_eq!(d.remaining, 8, "key {i}");

@@ -220,7 +220,7 @@ pub enum State {
     TokenBucket(token_bucket::TokenBucket),
     LeakyBucket(leaky_bucket::LeakyBucket),
     FixedWindow(fixed_window::FixedWindow),
-    SlidingLog(Box<sliding_log::SlidingLog>),
+    SlidingLog(sliding_log::SlidingLog),
     SlidingWindow(sliding_window::SlidingWindow),
     Gcra(gcra::Gcra),
 }
@@ -232,7 +232,7 @@ impl State {
             Algorithm::TokenBucket => State::TokenBucket(token_bucket::TokenBucket::default()),
             Algorithm::LeakyBucket => State::LeakyBucket(leaky_bucket::LeakyBucket::default()),
             Algorithm::FixedWindow => State::FixedWindow(fixed_window::FixedWindow::default()),
-            Algorithm::SlidingLog => State::SlidingLog(Box::default()),
+            Algorithm::SlidingLog => State::SlidingLog(sliding_log::SlidingLog::default()),
             Algorithm::SlidingWindow => {
                 State::SlidingWindow(sliding_window::SlidingWindow::default())
             }
@@ -290,10 +290,21 @@ impl State {
         }
     }
 
+    /// The heap memory a check of this state reads, as (start, bytes): for
+    /// the store to fetch into the cache ahead of the check.
+    pub fn heap_span(&self) -> Option<(*const u8, usize)> {
+        let (p, n) = match self {
+            State::SlidingLog(s) => s.heap_span(),
+            State::SlidingWindow(s) => (s.buckets.as_ptr(), s.buckets.len()),
+            _ => return None,
+        };
+        Some((p.cast(), n * std::mem::size_of::<(u64, u64)>()))
+    }
+
     /// Bytes of heap this state holds beyond its inline size.
     pub fn heap_bytes(&self) -> usize {
         match self {
-            State::SlidingLog(s) => std::mem::size_of::<sliding_log::SlidingLog>() + s.heap_bytes(),
+            State::SlidingLog(s) => s.heap_bytes(),
             State::SlidingWindow(s) => s.heap_bytes(),
             _ => 0,
         }

@@ -7,53 +7,114 @@
 //! a new request is merged into the newest entry, moved to `now`, which only
 //! ever makes the log stricter (units expire later), never looser.
 
-use std::collections::VecDeque;
+use thin_vec::ThinVec;
 
 use super::{Decision, Params, Request, Retry};
 
 /// Most log entries one key keeps before merging.
 pub const MAX_ENTRIES: usize = 65_536;
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The log, in one allocation (none while empty).
+///
+/// `log` is empty, or a header pair `(head, total)` followed by
+/// `(time admitted, units)` pairs, oldest first: `head` counts the entries
+/// that have left the window but are still stored (they are dropped in bulk
+/// once they are half the log, so pruning is O(1) amortised), `total` sums
+/// the units of the live ones after them.
+#[derive(Debug, Clone, Default)]
 pub struct SlidingLog {
-    /// (time admitted, units), oldest first.
-    pub entries: VecDeque<(u64, u64)>,
-    /// Sum of the units in `entries`.
-    pub total: u64,
+    log: ThinVec<(u64, u64)>,
 }
 
+/// Two logs are equal when their live entries are; dead ones are storage.
+impl PartialEq for SlidingLog {
+    fn eq(&self, other: &SlidingLog) -> bool {
+        self.entries() == other.entries()
+    }
+}
+
+impl Eq for SlidingLog {}
+
 impl SlidingLog {
+    /// A log of these entries (oldest first) whose units sum to `total`.
+    pub fn from_entries(entries: &[(u64, u64)], total: u64) -> SlidingLog {
+        let mut log = ThinVec::with_capacity(entries.len() + 1);
+        if !entries.is_empty() {
+            log.push((0, total));
+            log.extend_from_slice(entries);
+        }
+        SlidingLog { log }
+    }
+
+    /// The live entries, (time admitted, units), oldest first.
+    pub fn entries(&self) -> &[(u64, u64)] {
+        match self.log.first() {
+            Some(&(head, _)) => &self.log[1 + head as usize..],
+            None => &[],
+        }
+    }
+
+    /// Units in the live entries.
+    pub fn total(&self) -> u64 {
+        self.log.first().map_or(0, |&(_, total)| total)
+    }
+
     /// Drops the entries that have left the window at `now`.
     fn prune(&mut self, p: &Params, now: u64) {
-        while let Some(&(t, n)) = self.entries.front() {
+        let (mut dead, mut total) = match self.log.first() {
+            Some(&header) => header,
+            None => return,
+        };
+        for &(t, n) in &self.log[1 + dead as usize..] {
             if t.saturating_add(p.window) > now {
                 break;
             }
-            self.entries.pop_front();
-            self.total -= n;
+            dead += 1;
+            total -= n;
+        }
+        let stored = self.log.len() as u64 - 1;
+        if dead == stored {
+            // All gone: give the memory back.
+            self.log = ThinVec::new();
+        } else if dead * 2 > stored {
+            self.log.drain(1..1 + dead as usize);
+            self.log[0] = (0, total);
+        } else {
+            self.log[0] = (dead, total);
         }
     }
 
     /// When the newest entry leaves the window (0 when empty).
     pub fn fresh_at(&self, p: &Params) -> u64 {
-        self.entries
-            .back()
+        self.entries()
+            .last()
             .map_or(0, |&(t, _)| t.saturating_add(p.window))
     }
 
+    /// The stored pairs (header included): where they start and how many.
+    pub fn heap_span(&self) -> (*const (u64, u64), usize) {
+        (self.log.as_ptr(), self.log.len())
+    }
+
     pub fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<(u64, u64)>()
+        if self.log.capacity() == 0 {
+            0
+        } else {
+            // ThinVec's own header (length and capacity) comes first.
+            16 + self.log.capacity() * std::mem::size_of::<(u64, u64)>()
+        }
     }
 
     pub fn check(&mut self, p: &Params, now: u64, request: Request) -> Decision {
         self.prune(p, now);
         let cost = request.cost;
+        let total = self.total();
         let reset_after = |log: &SlidingLog| {
-            log.entries
-                .back()
+            log.entries()
+                .last()
                 .map_or(0, |&(t, _)| t.saturating_add(p.window).saturating_sub(now))
         };
-        let after = self.total.saturating_add(cost);
+        let after = total.saturating_add(cost);
         if after <= p.limit {
             let fresh_units = if cost > 0 { p.window } else { 0 };
             let reset = reset_after(self).max(fresh_units);
@@ -69,15 +130,15 @@ impl SlidingLog {
                 delay: 0,
             };
         }
-        let remaining = p.limit.saturating_sub(self.total);
+        let remaining = p.limit.saturating_sub(total);
         if cost > p.limit {
             return Decision::never(p.limit, remaining, reset_after(self));
         }
         // Walk from the oldest entry until enough units have left.
         let room = p.limit - cost;
-        let mut left = self.total;
+        let mut left = total;
         let mut retry = 0;
-        for &(t, n) in &self.entries {
+        for &(t, n) in self.entries() {
             left -= n;
             if left <= room {
                 retry = t.saturating_add(p.window).saturating_sub(now);
@@ -94,18 +155,23 @@ impl SlidingLog {
         }
     }
 
+    /// Adds `cost` units admitted at `now` (the log is pruned to `now`).
     fn record(&mut self, now: u64, cost: u64) {
-        let full = self.entries.len() >= MAX_ENTRIES;
-        match self.entries.back_mut() {
+        if self.log.is_empty() {
+            self.log.push((0, 0));
+        }
+        let full = self.entries().len() >= MAX_ENTRIES;
+        let live = self.log.len() - 1 - self.log[0].0 as usize;
+        self.log[0].1 += cost;
+        match self.log.last_mut() {
             // Same instant (or a clock that stepped back): one entry.
-            Some((t, n)) if *t >= now => *n += cost,
-            Some((t, n)) if full => {
+            Some((t, n)) if live > 0 && *t >= now => *n += cost,
+            Some((t, n)) if live > 0 && full => {
                 *t = now;
                 *n += cost;
             }
-            _ => self.entries.push_back((now, cost)),
+            _ => self.log.push((now, cost)),
         }
-        self.total += cost;
     }
 }
 
@@ -113,6 +179,7 @@ impl SlidingLog {
 mod tests {
     use super::super::testing::*;
     use super::super::{Algorithm, Request, Retry, State};
+    use super::SlidingLog;
 
     #[test]
     fn counts_every_span_exactly() {
@@ -130,6 +197,32 @@ mod tests {
         // Two units need the entry of T0 + 4 s gone too.
         let d = take(&mut s, &p, T0 + 10 * SECOND, 2);
         assert_eq!(d.retry, Retry::After(4 * SECOND));
+    }
+
+    #[test]
+    fn expired_entries_are_dropped_in_bulk_and_memory_comes_back() {
+        let p = params(Algorithm::SlidingLog, 100, 10 * SECOND);
+        let mut log = SlidingLog::default();
+        let mut admitted = Vec::new();
+        for i in 0..3000u64 {
+            // Five a second: 50 live in any window.
+            let now = T0 + i * SECOND / 5;
+            assert!(log.check(&p, now, Request::take(1)).allowed);
+            admitted.push(now);
+            let live = admitted
+                .iter()
+                .rev()
+                .take(200)
+                .filter(|&&t| t + p.window > now)
+                .count();
+            assert_eq!(log.entries().len(), live, "at {i}");
+            assert_eq!(log.total(), live as u64, "at {i}");
+            assert!(log.heap_bytes() <= 16 + 16 * 256, "{}", log.heap_bytes());
+        }
+        // Once every entry has left the window, no memory is held.
+        log.check(&p, T0 + 3000 * SECOND, Request::dry(1));
+        assert_eq!(log.heap_bytes(), 0);
+        assert_eq!(log, SlidingLog::default());
     }
 
     #[test]
