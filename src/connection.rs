@@ -56,36 +56,50 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     data: Bytes,
-    spans: SmallVec<[(usize, usize); 8]>,
+    /// (start, end) of each argument in `data`: 32-bit, so that a request
+    /// moves as 100 bytes, not 170 (a request is at most 4 GiB).
+    spans: SmallVec<[(u32, u32); 8]>,
 }
 
 impl Request {
     /// The arguments, the command name first.
     pub fn args(&self) -> SmallVec<[&[u8]; 8]> {
-        self.spans.iter().map(|&(s, e)| &self.data[s..e]).collect()
+        self.spans
+            .iter()
+            .map(|&(s, e)| &self.data[s as usize..e as usize])
+            .collect()
     }
 
     /// Argument `i` (0: the command name), if present.
     pub fn arg(&self, i: usize) -> Option<&[u8]> {
-        self.spans.get(i).map(|&(s, e)| &self.data[s..e])
+        self.spans
+            .get(i)
+            .map(|&(s, e)| &self.data[s as usize..e as usize])
     }
 
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
 
+    /// A request of these arguments (an inline request: at most 64 KiB).
     fn from_owned(args: Vec<Vec<u8>>) -> Request {
         let mut data = Vec::with_capacity(args.iter().map(Vec::len).sum());
         let mut spans = SmallVec::new();
         for a in args {
-            spans.push((data.len(), data.len() + a.len()));
+            let start = data.len();
             data.extend_from_slice(&a);
+            spans.push((offset(start), offset(data.len())));
         }
         Request {
             data: Bytes::from(data),
             spans,
         }
     }
+}
+
+/// An offset into an inline request, which is far below 4 GiB.
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Takes one request off the front of `buf`: `Ok(None)` if it is not all
@@ -109,7 +123,12 @@ pub fn next_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Reques
     if let RangeFrame::Array(items) = frame {
         for item in items {
             match item {
-                RangeFrame::BulkString(span) => spans.push(span),
+                RangeFrame::BulkString((s, e)) => {
+                    let (Ok(s), Ok(e)) = (u32::try_from(s), u32::try_from(e)) else {
+                        return Err(protocol_error("request larger than 4 GiB"));
+                    };
+                    spans.push((s, e));
+                }
                 _ => return Err(protocol_error("expected a bulk string")),
             }
         }
