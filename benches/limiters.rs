@@ -67,6 +67,28 @@ fn store(c: &mut Criterion) {
             black_box(store.check(&keys[i], &p, T0, Request::take(1)).unwrap())
         })
     });
+    // A pipelined batch of 16 checks, as a connection runs it: with and
+    // without asking the store to fetch the batch's keys first.
+    let mut group = c.benchmark_group("store/batch16_100k_keys");
+    for prefetch in [false, true] {
+        let name = if prefetch { "prefetched" } else { "one_by_one" };
+        let mut i = 0usize;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let batch: [&[u8]; 16] = std::array::from_fn(|_| {
+                    i = (i + 7_919) % keys.len();
+                    &keys[i][..]
+                });
+                if prefetch {
+                    store.prefetch(&batch);
+                }
+                for key in batch {
+                    black_box(store.check(key, &p, T0, Request::take(1)).unwrap());
+                }
+            })
+        });
+    }
+    group.finish();
     let mut group = c.benchmark_group("store/contended_one_key");
     for threads in [1usize, 2, 4] {
         group.bench_with_input(
