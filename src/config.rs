@@ -44,7 +44,7 @@ pub struct Cli {
     /// Serve Prometheus metrics and /healthz on this address (e.g. 127.0.0.1:9121) [default: off].
     #[arg(long, env = "TOLLGATE_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
-    /// If the snapshot cannot be loaded, move it aside (dump.tgs.bad-<time>) and start empty
+    /// If the snapshot cannot be loaded, move it aside (dump.tgs.bad-TIME) and start empty
     /// instead of refusing to start.
     #[arg(long)]
     pub discard_bad_snapshot: bool,

@@ -31,7 +31,7 @@ const MAX_INLINE: usize = 64 * 1024;
 const MAX_HEADER: usize = 32;
 /// Output flushed early when a batch's replies grow past this.
 const FLUSH_AT: usize = 64 * 1024;
-/// Most requests decoded ahead of running them (see [`prefetch`]).
+/// Most requests decoded ahead of running them (see [`prefetch_key`]).
 const BATCH: usize = 64;
 
 /// Input that cannot be a request; the connection answers it and closes.
@@ -448,7 +448,8 @@ pub async fn serve(
     let (mut rd, mut wr) = stream.into_split();
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
-    let mut batch: Vec<Request> = Vec::with_capacity(BATCH);
+    // Grows to the largest batch this client sends (at most BATCH).
+    let mut batch: Vec<Request> = Vec::new();
     loop {
         loop {
             // Decode the whole batch first, so that the keys it checks can be
