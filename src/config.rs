@@ -89,7 +89,7 @@ impl Default for Config {
             max_clients: 10_000,
             max_arg_bytes: 1024 * 1024,
             max_query_buffer_bytes: 64 * 1024 * 1024,
-            sweep_interval_ms: 250,
+            sweep_interval_ms: 1000,
             snapshot_interval_ms: 10_000,
             metrics_addr: None,
             threads: None,
