@@ -98,8 +98,16 @@ thread_local! {
 const TAG_INLINE: u8 = 0;
 const TAG_POLICY: u8 = 1;
 
-/// Builds the map key for (`scope`, `key`) in a reused buffer and passes it to `f`.
+/// Builds the map key for (`scope`, `key`) and passes it to `f`: on the
+/// stack for the usual short inline key, else in a reused buffer.
 fn with_map_key<R>(scope: Scope<'_>, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    const SHORT: usize = 64;
+    if scope == Scope::Inline && key.len() < SHORT {
+        let mut buf = [0u8; SHORT];
+        buf[0] = TAG_INLINE;
+        buf[1..=key.len()].copy_from_slice(key);
+        return f(&buf[..=key.len()]);
+    }
     KEY_BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
         buf.clear();
@@ -957,6 +965,28 @@ mod tests {
                 .decision;
             assert_eq!(d.remaining, 8, "key {i}");
         }
+    }
+
+    #[test]
+    fn short_and_long_keys_map_the_same_way() {
+        // Map keys are built on the stack below 64 bytes, in a buffer above.
+        let store = Store::new();
+        let p = Params::new(Algorithm::Gcra, 5, SECOND);
+        let keys: Vec<Vec<u8>> = [1, 62, 63, 64, 65, 300]
+            .iter()
+            .map(|&n| vec![b'k'; n])
+            .collect();
+        for key in &keys {
+            store.check(key, &p, 0, Request::take(2)).unwrap();
+        }
+        for key in &keys {
+            let d = store.check(key, &p, 0, Request::take(1)).unwrap().decision;
+            assert_eq!(d.remaining, 2, "key of {} bytes", key.len());
+        }
+        let mut seen = Vec::new();
+        store.for_each(|map_key, _, _| seen.push(decode_key(map_key).unwrap().1.to_vec()));
+        seen.sort();
+        assert_eq!(seen, keys);
     }
 
     #[test]
