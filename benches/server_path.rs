@@ -110,10 +110,13 @@ fn serve_one(shared: &Arc<Shared>, session: &mut Session, request: &[u8], out: &
     let mut buf = BytesMut::from(request);
     let request = next_request(&mut buf, &LIMITS).unwrap().unwrap();
     let argv = request.args();
+    // A batch of one: the clock is read for every request.
+    let batch_time = std::cell::Cell::new(None);
     let mut ctx = Ctx {
         shared,
         session,
         blocking: true,
+        batch_time: &batch_time,
     };
     if let Outcome::Reply(r) = dispatch(&mut ctx, &argv) {
         out.clear();

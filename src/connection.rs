@@ -6,6 +6,7 @@
 //! on white space with Redis's quoting rules. Replies are encoded as RESP2 or
 //! RESP3 frames by the same crate, into one buffer flushed once per batch.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -139,6 +140,24 @@ pub fn next_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Reques
 /// Reads `N` from a `<type>N\r\n` header at `start`; the position after it.
 fn header_int(buf: &[u8], start: usize, what: &str) -> Result<Option<(i64, usize)>, ProtocolError> {
     let rest = &buf[start.min(buf.len())..];
+    // The usual header, up to 18 plain digits (no sign, no leading zero)
+    // then CR, in one pass (18 digits cannot overflow an i64); anything
+    // else takes the general path below.
+    let digits = rest
+        .iter()
+        .take(18)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits > 0 && rest.get(digits) == Some(&b'\r') && (rest[0] != b'0' || digits == 1) {
+        let n = rest[..digits]
+            .iter()
+            .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+        return match rest.get(digits + 1) {
+            Some(b'\n') => Ok(Some((n, start + digits + 2))),
+            Some(_) => Err(protocol_error(format!("invalid {what} length"))),
+            None => Ok(None),
+        };
+    }
     let Some(cr) = rest.iter().take(MAX_HEADER).position(|&b| b == b'\r') else {
         if rest.len() >= MAX_HEADER {
             return Err(protocol_error(format!("invalid {what} length")));
@@ -474,17 +493,24 @@ pub async fn serve(
                 .collect();
             shared.store.prefetch(&keys);
             drop(keys);
+            // Requests read together are decided at one instant (the clock
+            // is read once), until the batch waits for anything.
+            let batch_time = Cell::new(None);
             for request in batch.drain(..) {
                 if request.is_empty() {
                     continue;
                 }
                 let argv = request.args();
-                let mut ctx = Ctx {
-                    shared: &shared,
-                    session: &mut session,
-                    blocking: true,
-                };
-                match dispatch(&mut ctx, &argv) {
+                let outcome = dispatch(
+                    &mut Ctx {
+                        shared: &shared,
+                        session: &mut session,
+                        blocking: true,
+                        batch_time: &batch_time,
+                    },
+                    &argv,
+                );
+                match outcome {
                     Outcome::Reply(reply) => encode(reply, session.protocol, &mut out),
                     Outcome::Close(reply) => {
                         encode(reply, session.protocol, &mut out);
@@ -501,7 +527,9 @@ pub async fn serve(
                             return;
                         }
                         out.clear();
-                        match hold(pending, &mut rd, &mut inbuf, &limits, &mut shutdown).await {
+                        let held = hold(pending, &mut rd, &mut inbuf, &limits, &mut shutdown).await;
+                        batch_time.set(None);
+                        match held {
                             Held::Ready(reply) => encode(reply, session.protocol, &mut out),
                             Held::ClientGone => return,
                             Held::ShuttingDown => {
@@ -518,6 +546,7 @@ pub async fn serve(
                         return;
                     }
                     out.clear();
+                    batch_time.set(None);
                 }
             }
             if let Some(e) = failure {
@@ -571,6 +600,34 @@ mod tests {
     fn take(input: &[u8]) -> Result<Option<Vec<Vec<u8>>>, ProtocolError> {
         next_request(&mut BytesMut::from(input), &LIMITS)
             .map(|r| r.map(|r| r.args().iter().map(|a| a.to_vec()).collect()))
+    }
+
+    #[test]
+    fn header_numbers_parse_the_same_on_both_paths() {
+        let ok = |n: i64, len: usize| Ok(Some((n, len)));
+        let bad = || Err(protocol_error("invalid bulk length"));
+        type Parsed = Result<Option<(i64, usize)>, ProtocolError>;
+        let cases: &[(&[u8], Parsed)] = &[
+            (b"0\r\n", ok(0, 3)),
+            (b"7\r\nx", ok(7, 3)),
+            (b"123456789012345678\r\n", ok(123_456_789_012_345_678, 20)),
+            (
+                b"1234567890123456789\r\n",
+                ok(1_234_567_890_123_456_789, 21),
+            ),
+            (b"-1\r\n", ok(-1, 4)),
+            (b"99999999999999999999\r\n", bad()),
+            (b"01\r\n", bad()),
+            (b"1a\r\n", bad()),
+            (b"12\rx", bad()),
+            (b"\r\n", bad()),
+            (b"12\r", Ok(None)),
+            (b"12", Ok(None)),
+        ];
+        for (input, expected) in cases {
+            let got = header_int(input, 0, "bulk");
+            assert_eq!(&got, expected, "{:?}", String::from_utf8_lossy(input));
+        }
     }
 
     #[test]

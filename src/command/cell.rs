@@ -56,7 +56,7 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
         ..Params::new(Algorithm::Gcra, count, period * 1_000_000_000)
     };
     let shared = ctx.shared;
-    let now = shared.clock.now();
+    let now = ctx.now();
     let reply = shared.store.update(key, &params, now, |state| {
         let State::Gcra(gcra) = state else {
             unreachable!("the store checked the algorithm");

@@ -184,8 +184,8 @@ fn run_check(
     target: &Target,
     key: &[u8],
     request: Request,
+    now: u64,
 ) -> Result<(Decision, Option<ScaledTime>), CmdError> {
-    let now = shared.clock.now();
     match target {
         Target::Inline(params) => {
             let checked = shared.store.check(key, params, now, request)?;
@@ -238,7 +238,7 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             wait,
         ))));
     }
-    let (decision, leaky_end) = run_check(shared, &cmd.target, cmd.key, request)?;
+    let (decision, leaky_end) = run_check(shared, &cmd.target, cmd.key, request, ctx.now())?;
     if decision.allowed {
         let reply = answer(shared, &cmd.target, &decision);
         if decision.delay == 0 || !ctx.blocking {
@@ -320,14 +320,15 @@ async fn wait_in_queue(
                 _ = sleep_until(deadline) => {
                     // Out of time behind others: one last try of its own.
                     drop(ticket);
-                    return match run_check(&shared, &cmd.target, &cmd.key, request) {
+                    return match run_check(&shared, &cmd.target, &cmd.key, request, shared.clock.now()) {
                         Ok((d, _)) => answer(&shared, &cmd.target, &d),
                         Err(e) => e.into(),
                     };
                 }
             }
         }
-        let decision = match run_check(&shared, &cmd.target, &cmd.key, request) {
+        let decision = match run_check(&shared, &cmd.target, &cmd.key, request, shared.clock.now())
+        {
             Ok((d, _)) => d,
             Err(e) => return e.into(),
         };
@@ -389,7 +390,7 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let key = &argv[1];
     let mut args = Args::new(&argv[2..]);
     let policy = optional_policy(shared, &mut args)?;
-    let now = shared.clock.now();
+    let now = ctx.now();
     let scope = match &policy {
         Some(p) => Scope::Policy(&p.name),
         None => Scope::Inline,
@@ -427,7 +428,7 @@ pub fn reset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         Some(p) => Scope::Policy(&p.name),
         None => Scope::Inline,
     };
-    let dropped = shared.store.reset(scope, argv[1], shared.clock.now());
+    let dropped = shared.store.reset(scope, argv[1], ctx.now());
     Ok(Reply::Int(i64::from(dropped)).into())
 }
 

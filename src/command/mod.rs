@@ -9,6 +9,7 @@ pub mod limit;
 pub mod server;
 pub mod session;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -52,6 +53,22 @@ pub struct Ctx<'a> {
     pub session: &'a mut Session,
     /// False inside `EXEC`: commands answer at once instead of waiting.
     pub blocking: bool,
+    /// The instant the requests read together are decided at: read from
+    /// the clock by the first of them that needs it, shared by the rest
+    /// (one clock read per pipelined batch, not per request).
+    pub batch_time: &'a Cell<Option<u64>>,
+}
+
+impl Ctx<'_> {
+    /// The time this request is decided at (see `batch_time`).
+    pub fn now(&self) -> u64 {
+        if let Some(t) = self.batch_time.get() {
+            return t;
+        }
+        let t = self.shared.clock.now();
+        self.batch_time.set(Some(t));
+        t
+    }
 }
 
 /// A reply that comes later (WAIT, the leaky bucket's turn). Dropping it
@@ -485,6 +502,38 @@ fn check_slot(spec: &CommandSpec, argv: &[&[u8]]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::Config;
+
+    #[test]
+    fn requests_of_one_batch_are_decided_at_one_instant() {
+        const SECOND: u64 = 1_000_000_000;
+        let clock = ManualClock::new(1_000 * SECOND);
+        let shared = Shared::new(Config::default(), Arc::new(clock.clone()));
+        let guard = shared.clients.register("a".into(), "b".into());
+        let mut session = Session::new(guard.meta.clone(), true);
+        let batch_time = Cell::new(None);
+        let mut allowed = || {
+            let argv: [&[u8]; 5] = [b"LIMIT.CHECK", b"k", b"gcra", b"1", b"1s"];
+            let mut ctx = Ctx {
+                shared: &shared,
+                session: &mut session,
+                blocking: true,
+                batch_time: &batch_time,
+            };
+            match dispatch(&mut ctx, &argv) {
+                Outcome::Reply(Reply::Decision(fields)) => fields[0] == 1,
+                _ => panic!("not a decision"),
+            }
+        };
+        assert!(allowed());
+        // The clock moves on within the batch: the batch keeps its instant.
+        clock.advance(SECOND);
+        assert!(!allowed());
+        // The next batch reads the clock again.
+        batch_time.set(None);
+        assert!(allowed());
+    }
 
     #[test]
     fn lookup_ignores_case_and_rejects_long_names() {

@@ -241,6 +241,7 @@ pub fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             shared: ctx.shared,
             session: &mut *ctx.session,
             blocking: false,
+            batch_time: ctx.batch_time,
         };
         let args: smallvec::SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
         match dispatch(&mut inner, &args) {
