@@ -185,6 +185,15 @@ impl Key {
     }
 }
 
+/// Two inline keys compared as two overlapping words each (bytes 0..16 and
+/// 15..23) rather than by a `memcmp` call.
+fn inline_eq(a: &[u8; INLINE_KEY + 1], b: &[u8; INLINE_KEY + 1]) -> bool {
+    let head =
+        |k: &[u8; INLINE_KEY + 1]| u128::from_ne_bytes(k[..16].try_into().unwrap_or([0; 16]));
+    let tail = |k: &[u8; INLINE_KEY + 1]| u64::from_ne_bytes(k[15..].try_into().unwrap_or([0; 8]));
+    head(a) == head(b) && tail(a) == tail(b)
+}
+
 /// A rule's numbers in 16 bytes: limit and burst (40 bits each), window in
 /// ms (35 bits), buckets (10 bits), algorithm (3 bits). Every valid rule
 /// fits: counts are at most 10^12 < 2^40, windows are whole milliseconds up
@@ -334,7 +343,7 @@ impl Shard {
             // Inline keys compare as fixed-size arrays.
             Some(inline) => self.index.find(
                 hash,
-                |i| matches!(&slots[i].key, Key::Inline(k) if *k == inline),
+                |i| matches!(&slots[i].key, Key::Inline(k) if inline_eq(k, &inline)),
             ),
             None => self.index.find(hash, |i| slots[i].key.as_bytes() == key),
         }
@@ -877,6 +886,17 @@ mod tests {
         assert_eq!(std::mem::size_of::<Key>(), 24);
         assert_eq!(std::mem::size_of::<Held>(), 24);
         assert_eq!(std::mem::size_of::<Entry64>(), 64);
+    }
+
+    #[test]
+    fn inline_keys_compare_on_every_byte() {
+        let base = Key::new_inline(&[b'a'; 22]).unwrap();
+        assert!(inline_eq(&base, &base));
+        for i in 0..=INLINE_KEY {
+            let mut other = base;
+            other[i] ^= 1;
+            assert!(!inline_eq(&base, &other), "byte {i}");
+        }
     }
 
     #[test]
