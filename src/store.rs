@@ -351,7 +351,7 @@ impl Shard {
 
     fn insert(&mut self, hash: u64, entry: Entry64, hasher: &impl BuildHasher) -> usize {
         if let Held::Inline(state) = &entry.held {
-            self.heap_states |= state.heap_span().is_some();
+            self.heap_states |= state.heap_lines().is_some();
         }
         let i = self.slots.len();
         self.slots.push(entry);
@@ -460,7 +460,7 @@ impl Store {
             return;
         }
         // Logs and bucket lists live behind a pointer in the slot: with the
-        // slots arriving, fetch the first and last line of each.
+        // slots arriving, fetch the lines of each that a check reads.
         for &hash in &hashes {
             let Ok(shard) = self.shard_of(hash).shard.try_lock() else {
                 continue;
@@ -469,10 +469,9 @@ impl Store {
                 continue;
             };
             if let Held::Inline(state) = &slot.held
-                && let Some((start, bytes)) = state.heap_span()
+                && let Some(lines) = state.heap_lines()
             {
-                prefetch(start.cast());
-                prefetch(start.wrapping_add(bytes.saturating_sub(1)).cast());
+                lines.into_iter().for_each(|line| prefetch(line.cast()));
             }
         }
     }

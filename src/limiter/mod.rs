@@ -290,15 +290,27 @@ impl State {
         }
     }
 
-    /// The heap memory a check of this state reads, as (start, bytes): for
-    /// the store to fetch into the cache ahead of the check.
-    pub fn heap_span(&self) -> Option<(*const u8, usize)> {
-        let (p, n) = match self {
-            State::SlidingLog(s) => s.heap_span(),
-            State::SlidingWindow(s) => (s.buckets.as_ptr(), s.buckets.len()),
-            _ => return None,
-        };
-        Some((p.cast(), n * std::mem::size_of::<(u64, u64)>()))
+    /// The heap lines a check of this state reads, for the store to fetch
+    /// into the cache ahead of the check: the allocation's first line (a
+    /// ThinVec keeps its length and capacity, 16 bytes, before its items),
+    /// and for a log also its last line, where entries are added. A bucket
+    /// list is short, and finding its end would mean reading the very line
+    /// being fetched, so it gets its first two lines.
+    pub fn heap_lines(&self) -> Option<[*const u8; 2]> {
+        const HEADER: usize = 16;
+        match self {
+            State::SlidingLog(s) => {
+                let (start, pairs) = s.heap_span();
+                let start = start.cast::<u8>();
+                let end = start.wrapping_add(pairs.saturating_sub(1) * 16);
+                Some([start.wrapping_sub(HEADER), end])
+            }
+            State::SlidingWindow(s) => {
+                let start = s.buckets.as_ptr().cast::<u8>().wrapping_sub(HEADER);
+                Some([start, start.wrapping_add(64)])
+            }
+            _ => None,
+        }
     }
 
     /// Bytes of heap this state holds beyond its inline size.

@@ -91,7 +91,7 @@ impl SlidingLog {
             .map_or(0, |&(t, _)| t.saturating_add(p.window))
     }
 
-    /// The stored pairs (header included): where they start and how many.
+    /// The stored pairs (header pair included): where they start and how many.
     pub fn heap_span(&self) -> (*const (u64, u64), usize) {
         (self.log.as_ptr(), self.log.len())
     }
