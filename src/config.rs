@@ -382,7 +382,7 @@ mod tests {
         let c = Config::from_toml(
             r#"
             port = 7000
-            sweep_interval = "1s"
+            sweep_interval = "2s"
             [[policy]]
             name = "api"
             rules = [
@@ -393,7 +393,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.port, 7000);
-        assert_eq!(c.sweep_interval_ms, 1000);
+        assert_eq!(c.sweep_interval_ms, 2000);
         assert_eq!(Config::from_toml("threads = 3").unwrap().threads, Some(3));
         assert_eq!(
             Config::from_toml("threads = 0").unwrap().threads,

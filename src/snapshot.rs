@@ -130,12 +130,17 @@ pub fn encode(store: &Store, policies: &[std::sync::Arc<Policy>], now: u64) -> V
         }
     });
     body[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
+    frame(&body)
+}
+
+/// A file around `body`: magic, version, length, the body, its CRC32.
+fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + body.len() + 4);
     out.extend_from_slice(MAGIC);
     put_u32(&mut out, VERSION);
     put_u64(&mut out, body.len() as u64);
-    out.extend_from_slice(&body);
-    put_u32(&mut out, crc32fast::hash(&body));
+    out.extend_from_slice(body);
+    put_u32(&mut out, crc32fast::hash(body));
     out
 }
 
@@ -640,12 +645,9 @@ mod tests {
         put_u64(&mut body, T0);
         put_u32(&mut body, 0);
         put_u64(&mut body, u64::MAX);
-        let mut bytes = MAGIC.to_vec();
-        put_u32(&mut bytes, VERSION);
-        put_u64(&mut bytes, body.len() as u64);
-        bytes.extend_from_slice(&body);
-        put_u32(&mut bytes, crc32fast::hash(&body));
-        let m = decode(&bytes, Path::new("f")).unwrap_err().to_string();
+        let m = decode(&frame(&body), Path::new("f"))
+            .unwrap_err()
+            .to_string();
         assert!(
             m.contains("corrupted") && m.contains("exceeds the file"),
             "{m}"
@@ -663,12 +665,9 @@ mod tests {
         put_u64(&mut body, T0 + S);
         body.push(1);
         put_u32(&mut body, 0);
-        let mut bytes = MAGIC.to_vec();
-        put_u32(&mut bytes, VERSION);
-        put_u64(&mut bytes, body.len() as u64);
-        bytes.extend_from_slice(&body);
-        put_u32(&mut bytes, crc32fast::hash(&body));
-        let m = decode(&bytes, Path::new("f")).unwrap_err().to_string();
+        let m = decode(&frame(&body), Path::new("f"))
+            .unwrap_err()
+            .to_string();
         assert!(m.contains("does not match its state"), "{m}");
     }
 

@@ -506,6 +506,24 @@ mod tests {
     use crate::config::Config;
 
     #[test]
+    fn only_inline_checks_are_fetched_ahead() {
+        let key = |args: &[&[u8]]| {
+            let arg = |i: usize| args.get(i).copied();
+            prefetch_key([arg(0), arg(1), arg(2)]).map(<[u8]>::to_vec)
+        };
+        let k = Some(b"k".to_vec());
+        assert_eq!(key(&[b"LIMIT.CHECK", b"k", b"gcra", b"1", b"1s"]), k);
+        assert_eq!(key(&[b"limit.check", b"k", b"gcra"]), k);
+        assert_eq!(key(&[b"cl.throttle", b"k", b"1", b"2", b"3"]), k);
+        assert_eq!(key(&[b"CL.THROTTLE", b"k"]), k);
+        // A policy check and any other command: nothing to fetch.
+        assert_eq!(key(&[b"LIMIT.CHECK", b"k", b"policy", b"p"]), None);
+        assert_eq!(key(&[b"LIMIT.INFO", b"k"]), None);
+        assert_eq!(key(&[b"LIMIT.CHECK"]), None);
+        assert_eq!(key(&[b"PING"]), None);
+    }
+
+    #[test]
     fn requests_of_one_batch_are_decided_at_one_instant() {
         const SECOND: u64 = 1_000_000_000;
         let clock = ManualClock::new(1_000 * SECOND);
