@@ -336,11 +336,12 @@ fn file_policy(p: FilePolicy) -> Result<Policy, String> {
             ));
         }
         let window = parse_duration("window", r.window.as_bytes()).map_err(err)?;
-        let params = build_params(algorithm, r.limit, window, r.burst, r.buckets).map_err(|_| {
-            format!(
+        let params = build_params(algorithm, r.limit, window, r.burst, r.buckets).map_err(|e| match e {
+            crate::error::CmdError::Syntax => format!(
                 "policy '{}': burst applies to token_bucket, leaky_bucket and gcra; buckets to sliding_window",
                 p.name
-            )
+            ),
+            e => err(e),
         })?;
         rules.push(params);
     }

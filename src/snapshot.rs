@@ -1,10 +1,10 @@
 //! Snapshots: every limiter state and the run-time policies in one file.
 //!
-//! # Format (version 1, all integers little-endian)
+//! # Format (version 2, all integers little-endian)
 //!
 //! ```text
 //! magic    8 bytes  "TOLLGATE"
-//! version  u32      1
+//! version  u32      2 (1 is read too: the same layout, every time before 2554)
 //! length   u64      bytes of body
 //! body     ...      see below
 //! crc32    u32      CRC-32 (IEEE) of body
@@ -17,6 +17,8 @@
 //! rules:     u32 count + each: algorithm u8, limit u64, window u64, burst u64, buckets u32
 //! slot:      0 + rule + state (an inline key) | 1 + u32 count + states (a key under a policy)
 //! state:     algorithm u8 + its fields (see `put_state`)
+//! time:      two u64 words: the low 64 bits of the ns, then (high 24 bits
+//!            of the ns << 40 | fraction in 1/limit ns); up to 2^64 ns + 183000d
 //! ```
 //!
 //! Times are wall-clock (epoch) nanoseconds, so time that passes while the
@@ -45,8 +47,11 @@ use crate::store::{Entry, Slot, SlotRef, Store};
 /// The snapshot's file name inside the data directory.
 pub const FILE_NAME: &str = "dump.tgs";
 const MAGIC: &[u8; 8] = b"TOLLGATE";
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this build writes. It reads version 1 as well, which
+/// differs only in that its times all lie before 2554 (a time's second word
+/// is then just its fraction).
+pub const VERSION: u32 = 2;
+const OLDEST_VERSION: u32 = 1;
 const HEADER: usize = 8 + 4 + 8;
 
 /// What is wrong with a snapshot file.
@@ -60,7 +65,7 @@ pub enum SnapshotError {
     #[error("snapshot {path}: not a tollgate snapshot (bad magic)")]
     BadMagic { path: PathBuf },
     #[error(
-        "snapshot {path}: format version {found} is not supported (this build reads version {VERSION})"
+        "snapshot {path}: format version {found} is not supported (this build reads versions {OLDEST_VERSION} to {VERSION})"
     )]
     Version { path: PathBuf, found: u32 },
     #[error("snapshot {path}: truncated ({found} bytes, expected {expected})")]
@@ -177,16 +182,20 @@ fn put_pairs<'a>(out: &mut Vec<u8>, pairs: impl ExactSizeIterator<Item = &'a (u6
     }
 }
 
+fn put_time(out: &mut Vec<u8>, t: ScaledTime) {
+    let (lo, hi) = t.words();
+    put_u64(out, lo);
+    put_u64(out, hi);
+}
+
 fn put_state(out: &mut Vec<u8>, state: &State) {
     out.push(algorithm_tag(state.algorithm()));
     match state {
         State::TokenBucket(s) => {
-            put_u64(out, s.full_at.ns);
-            put_u64(out, s.full_at.frac);
+            put_time(out, s.full_at);
         }
         State::LeakyBucket(s) => {
-            put_u64(out, s.next.ns);
-            put_u64(out, s.next.frac);
+            put_time(out, s.next);
         }
         State::FixedWindow(s) => {
             put_u64(out, s.start);
@@ -195,8 +204,7 @@ fn put_state(out: &mut Vec<u8>, state: &State) {
         State::SlidingLog(s) => put_pairs(out, s.entries().iter()),
         State::SlidingWindow(s) => put_pairs(out, s.buckets.iter()),
         State::Gcra(s) => {
-            put_u64(out, s.tat.ns);
-            put_u64(out, s.tat.frac);
+            put_time(out, s.tat);
         }
     }
 }
@@ -236,6 +244,12 @@ impl Reader<'_> {
         ))
     }
 
+    /// A [`ScaledTime`] (two words), refused past [`crate::limiter::MAX_TIME_NS`].
+    fn time(&mut self) -> Read<ScaledTime> {
+        let (lo, hi) = (self.u64()?, self.u64()?);
+        ScaledTime::from_words(lo, hi).ok_or_else(|| "a time past any rule's reach".to_string())
+    }
+
     fn bytes(&mut self) -> Read<&[u8]> {
         let n = self.u32()? as usize;
         self.take(n)
@@ -273,7 +287,8 @@ impl Reader<'_> {
             && p.window.is_multiple_of(1_000_000)
             && (1..=MAX_COUNT).contains(&p.burst)
             && p.buckets <= MAX_BUCKETS
-            && (p.buckets >= 1 || !algorithm.uses_buckets());
+            && (p.buckets >= 1 || !algorithm.uses_buckets())
+            && p.fill_in_range();
         if ok {
             Ok(p)
         } else {
@@ -302,17 +317,9 @@ impl Reader<'_> {
     fn state(&mut self) -> Read<State> {
         Ok(match self.algorithm()? {
             Algorithm::TokenBucket => State::TokenBucket(TokenBucket {
-                full_at: ScaledTime {
-                    ns: self.u64()?,
-                    frac: self.u64()?,
-                },
+                full_at: self.time()?,
             }),
-            Algorithm::LeakyBucket => State::LeakyBucket(LeakyBucket {
-                next: ScaledTime {
-                    ns: self.u64()?,
-                    frac: self.u64()?,
-                },
-            }),
+            Algorithm::LeakyBucket => State::LeakyBucket(LeakyBucket { next: self.time()? }),
             Algorithm::FixedWindow => State::FixedWindow(FixedWindow {
                 start: self.u64()?,
                 count: self.u64()?,
@@ -328,12 +335,7 @@ impl Reader<'_> {
                     total,
                 })
             }
-            Algorithm::Gcra => State::Gcra(Gcra {
-                tat: ScaledTime {
-                    ns: self.u64()?,
-                    frac: self.u64()?,
-                },
-            }),
+            Algorithm::Gcra => State::Gcra(Gcra { tat: self.time()? }),
         })
     }
 }
@@ -359,7 +361,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Contents, SnapshotError> {
         });
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
-    if version != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
         return Err(SnapshotError::Version {
             path: path_buf(),
             found: version,
@@ -627,10 +629,10 @@ mod tests {
             assert!(msg(&bad).contains("checksum mismatch"), "byte {i}");
         }
         let mut future = good.clone();
-        future[8..12].copy_from_slice(&2u32.to_le_bytes());
+        future[8..12].copy_from_slice(&3u32.to_le_bytes());
         assert_eq!(
             msg(&future),
-            "snapshot /data/dump.tgs: format version 2 is not supported (this build reads version 1)"
+            "snapshot /data/dump.tgs: format version 3 is not supported (this build reads versions 1 to 2)"
         );
         assert!(msg(b"REDIS0011....................").contains("bad magic"));
         let mut long = good.clone();
@@ -652,6 +654,54 @@ mod tests {
             m.contains("corrupted") && m.contains("exceeds the file"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn version_1_files_read_the_same() {
+        let (store, policies) = all_kinds();
+        let mut v1 = encode(&store, &policies, T0);
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let contents = decode(&v1, Path::new("f")).unwrap();
+        let restored = Store::new();
+        for (k, e) in contents.entries {
+            restored.insert_raw(k, e);
+        }
+        assert_eq!(entries_of(&restored), entries_of(&store));
+    }
+
+    /// One inline gcra entry holding `tat` under `params`, with a valid checksum.
+    fn gcra_file(params: &Params, tat: (u64, u64)) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_u64(&mut body, T0);
+        put_u32(&mut body, 0);
+        put_u64(&mut body, 1);
+        let mut key = Vec::new();
+        crate::store::encode_key(&mut key, crate::store::Scope::Inline, b"k");
+        put_bytes(&mut body, &key);
+        put_u64(&mut body, T0 + S);
+        body.push(0);
+        put_params(&mut body, params);
+        body.push(algorithm_tag(Algorithm::Gcra));
+        put_u64(&mut body, tat.0);
+        put_u64(&mut body, tat.1);
+        frame(&body)
+    }
+
+    #[test]
+    fn times_and_rules_out_of_reach_are_refused() {
+        let ok = Params::new(Algorithm::Gcra, 1, MAX_WINDOW_NS);
+        let late = ScaledTime::new(u128::from(u64::MAX) + 5, 0).words();
+        assert!(decode(&gcra_file(&ok, late), Path::new("f")).is_ok());
+        let beyond = ScaledTime::new(crate::limiter::MAX_TIME_NS + 1, 0).words();
+        let m = decode(&gcra_file(&ok, beyond), Path::new("f"))
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("past any rule's reach"), "{m}");
+        let too_long = Params { burst: 501, ..ok };
+        let m = decode(&gcra_file(&too_long, (T0, 0)), Path::new("f"))
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("rule out of range"), "{m}");
     }
 
     #[test]

@@ -13,7 +13,10 @@ use super::args::parse_i64;
 use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
 use crate::limiter::gcra::Gcra;
-use crate::limiter::{Algorithm, MAX_COUNT, MAX_WINDOW_NS, Params, ScaledTime, State, cell};
+use crate::limiter::{
+    Algorithm, MAX_COUNT, MAX_FILL_NS, MAX_FILL_TEXT, MAX_WINDOW_NS, Params, ScaledTime, State,
+    cell,
+};
 use crate::metrics::Metrics;
 use crate::reply::Reply;
 
@@ -51,6 +54,11 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
             "zero rates are not supported: count_per_period / period is above one per nanosecond",
         ));
     }
+    if cell::tolerance(max_burst, interval) > i128::from(MAX_FILL_NS) {
+        return Err(CmdError::invalid(format!(
+            "invalid rule: refilling from empty ((max_burst + 1) * period / count_per_period) would take more than {MAX_FILL_TEXT}"
+        )));
+    }
     let params = Params {
         burst: max_burst + 1,
         ..Params::new(Algorithm::Gcra, count, period * 1_000_000_000)
@@ -61,11 +69,12 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
         let State::Gcra(gcra) = state else {
             unreachable!("the store checked the algorithm");
         };
-        let tat = (gcra.tat.ns > now).then_some(gcra.tat.ns);
+        let stored = gcra.tat.ns();
+        let tat = (stored > u128::from(now)).then_some(stored);
         let (reply, new_tat) = cell::throttle(tat, now, max_burst, interval, quantity);
-        let changed = new_tat.filter(|&t| t > now).inspect(|&t| {
+        let changed = new_tat.filter(|&t| t > u128::from(now)).inspect(|&t| {
             *gcra = Gcra {
-                tat: ScaledTime { ns: t, frac: 0 },
+                tat: ScaledTime::new(t, 0),
             };
         });
         (reply, changed.is_some())

@@ -19,7 +19,9 @@ use tokio::time::{Instant, sleep, sleep_until};
 use super::args::{Args, is, parse_count, parse_duration};
 use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
-use crate::limiter::{Algorithm, Decision, MAX_BUCKETS, Params, Request, Retry, ScaledTime, State};
+use crate::limiter::{
+    Algorithm, Decision, MAX_BUCKETS, MAX_FILL_TEXT, Params, Request, Retry, ScaledTime, State,
+};
 use crate::metrics::{self, Metrics};
 use crate::policy::Policy;
 use crate::reply::Reply;
@@ -64,6 +66,11 @@ pub fn build_params(
             return Err(CmdError::Syntax);
         }
         params.buckets = buckets;
+    }
+    if !params.fill_in_range() {
+        return Err(CmdError::invalid(format!(
+            "invalid rule: refilling from empty (BURST * window / limit) would take more than {MAX_FILL_TEXT}"
+        )));
     }
     Ok(params)
 }
@@ -251,6 +258,7 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
                 params: *params,
                 end,
                 cost: cmd.cost,
+                armed: true,
             }),
             _ => None,
         };
@@ -278,19 +286,24 @@ struct GiveBack {
     params: Params,
     end: ScaledTime,
     cost: u64,
+    armed: bool,
 }
 
 impl GiveBack {
-    fn disarm(self) {
-        std::mem::forget(self);
+    /// The caller got its reply: keep the slot. Everything the guard owns is
+    /// dropped as usual.
+    fn disarm(mut self) {
+        self.armed = false;
     }
 }
 
 impl Drop for GiveBack {
     fn drop(&mut self) {
-        self.shared
-            .store
-            .give_back_leaky(&self.key, &self.params, self.end, self.cost);
+        if self.armed {
+            self.shared
+                .store
+                .give_back_leaky(&self.key, &self.params, self.end, self.cost);
+        }
     }
 }
 

@@ -56,19 +56,26 @@ pub fn emission_interval(count: u64, period_s: u64) -> i128 {
     ((period_ns as f64) / (count as f64)) as i64 as i128
 }
 
-/// One `CL.THROTTLE` step. `tat` is the stored theoretical arrival time
-/// (`None` for a fresh key). Answers the reply and, when allowed, the new TAT.
+/// The tolerance, `interval × (max_burst + 1)`: the time to refill from
+/// empty, which the command bounds by [`super::MAX_FILL_NS`].
+pub fn tolerance(max_burst: u64, interval: i128) -> i128 {
+    interval * (i128::from(max_burst) + 1)
+}
+
+/// One `CL.THROTTLE` step. `tat` is the stored theoretical arrival time in
+/// ns (`None` for a fresh key); it may lie past the end of `u64` time. Answers
+/// the reply and, when allowed, the new TAT, exactly.
 pub fn throttle(
-    tat: Option<u64>,
+    tat: Option<u128>,
     now: u64,
     max_burst: u64,
     interval: i128,
     quantity: u64,
-) -> (CellReply, Option<u64>) {
+) -> (CellReply, Option<u128>) {
     let now_i = i128::from(now);
-    let tolerance = interval * (i128::from(max_burst) + 1);
+    let tolerance = tolerance(max_burst, interval);
     let increment = interval * i128::from(quantity);
-    let tat = tat.map_or(now_i, i128::from);
+    let tat = tat.map_or(now_i, |t| i128::try_from(t).unwrap_or(i128::MAX / 4));
     let new_tat = if now_i > tat {
         now_i + increment
     } else {
@@ -80,8 +87,7 @@ pub fn throttle(
         let retry = (increment <= tolerance).then_some(-diff);
         (true, retry, tat - now_i, None)
     } else {
-        let stored = u64::try_from(new_tat).unwrap_or(u64::MAX);
-        (false, None, new_tat - now_i, Some(stored))
+        (false, None, new_tat - now_i, u128::try_from(new_tat).ok())
     };
 
     let next = tolerance - ttl;
@@ -122,7 +128,7 @@ mod tests {
         let interval = emission_interval(30, 60);
         let (reply, tat) = throttle(None, 1_000 * S, 15, interval, 1);
         assert_eq!(reply.fields(), [0, 16, 15, -1, 2]);
-        assert_eq!(tat, Some(1_002 * S));
+        assert_eq!(tat, Some(u128::from(1_002 * S)));
     }
 
     #[test]
@@ -175,7 +181,7 @@ mod tests {
     fn absurd_numbers_do_not_overflow() {
         let interval = emission_interval(1, 366 * 86_400);
         let (r, _) = throttle(
-            Some(u64::MAX),
+            Some(u128::from(u64::MAX)),
             u64::MAX,
             1_000_000_000_000,
             interval,

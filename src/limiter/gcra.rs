@@ -22,7 +22,7 @@ impl Gcra {
 
     /// When the limiter is fresh again: the TAT.
     pub fn fresh_at(&self) -> u64 {
-        self.tat.ns.saturating_add(u64::from(self.tat.frac > 0))
+        self.tat.ceil_ns()
     }
 }
 
@@ -43,7 +43,7 @@ pub(crate) fn tat_check(
     let (base, tat) = if stored > now_s {
         (*tat_ref, stored)
     } else {
-        (ScaledTime { ns: now, frac: 0 }, now_s)
+        (ScaledTime::at(now), now_s)
     };
     let step = u128::from(request.cost) * interval;
     let new_tat = tat + step;

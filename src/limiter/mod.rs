@@ -24,6 +24,14 @@ use crate::clock::NANOS_PER_MS;
 pub const MAX_COUNT: u64 = 1_000_000_000_000;
 /// Longest window: 366 days, in nanoseconds.
 pub const MAX_WINDOW_NS: u64 = 366 * 24 * 3600 * 1_000 * NANOS_PER_MS;
+/// Longest time a rule may take to refill from empty (`BURST × window ÷
+/// limit`): 500 × 366 days, written `183000d` in errors. No real rule comes
+/// near it; within it every time a check reports fits in `u64` nanoseconds
+/// and in the reply's milliseconds, so decisions are exact over every rule
+/// accepted.
+pub const MAX_FILL_NS: u64 = 500 * MAX_WINDOW_NS;
+/// [`MAX_FILL_NS`] as the errors name it.
+pub const MAX_FILL_TEXT: &str = "183000d";
 /// Most buckets a sliding window may have.
 pub const MAX_BUCKETS: u32 = 1000;
 /// Buckets of a sliding window when `BUCKETS` is not given.
@@ -112,6 +120,22 @@ impl Params {
                 0
             },
         }
+    }
+
+    /// Nanoseconds to refill from empty, rounded up: `BURST × window ÷
+    /// limit` for the buckets and GCRA, the window for the others.
+    pub fn fill_ns(&self) -> u128 {
+        if self.algorithm.uses_burst() {
+            let units = u128::from(self.burst) * u128::from(self.window);
+            ceil_div(units, u128::from(self.limit.max(1)))
+        } else {
+            u128::from(self.window)
+        }
+    }
+
+    /// Whether the rule refills within [`MAX_FILL_NS`].
+    pub fn fill_in_range(&self) -> bool {
+        self.fill_ns() <= u128::from(MAX_FILL_NS)
     }
 
     /// The capacity reported as `limit` in replies.
@@ -273,7 +297,7 @@ impl State {
     pub fn fresh_at(&self, params: &Params) -> u64 {
         match self {
             State::TokenBucket(s) => s.fresh_at(),
-            State::LeakyBucket(s) => s.next.ns.saturating_add(u64::from(s.next.frac > 0)),
+            State::LeakyBucket(s) => s.next.ceil_ns(),
             State::FixedWindow(s) if s.count > 0 => s.start.saturating_add(params.window),
             State::FixedWindow(_) => 0,
             State::SlidingLog(s) => s.fresh_at(params),
@@ -356,48 +380,94 @@ fn saturating_i64(x: u64) -> i64 {
 
 /// A time kept exactly in units of `1/limit` ns: `ns + frac / limit`.
 ///
-/// Used by GCRA and the leaky bucket, whose emission interval
-/// `window / limit` need not be a whole number of nanoseconds.
+/// Used by GCRA, the token bucket and the leaky bucket, whose emission
+/// interval `window / limit` need not be a whole number of nanoseconds.
+/// These times run ahead of the clock by up to a rule's refill time
+/// ([`MAX_FILL_NS`]), so they can lie past the end of `u64` nanoseconds (the
+/// year 2554): the whole nanoseconds are kept in 88 bits and the fraction
+/// (below `limit`, so below 2^40) in the other 40 of two words. Every time a
+/// rule can set fits, so no arithmetic here saturates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ScaledTime {
-    pub ns: u64,
-    pub frac: u64,
+    /// The low 64 bits of the whole nanoseconds.
+    lo: u64,
+    /// The high 24 bits of the whole nanoseconds, then the 40-bit fraction.
+    hi: u64,
 }
 
+const FRAC_BITS: u32 = 40;
+const FRAC_MASK: u64 = (1 << FRAC_BITS) - 1;
+
+/// The latest time a state may hold: the end of the clock plus the longest
+/// refill. Snapshots holding a later one are refused.
+pub const MAX_TIME_NS: u128 = u64::MAX as u128 + MAX_FILL_NS as u128;
+
 impl ScaledTime {
-    /// The time in units of `1/limit` ns.
-    pub(crate) fn scaled(self, limit: u64) -> u128 {
-        let frac = self.frac.min(limit.saturating_sub(1));
-        u128::from(self.ns) * u128::from(limit) + u128::from(frac)
+    /// A whole number of nanoseconds.
+    pub fn at(ns: u64) -> ScaledTime {
+        ScaledTime { lo: ns, hi: 0 }
     }
 
-    /// This time moved on by `delta` units of `1/limit` ns (saturating).
+    /// `ns + frac / limit`; `ns` below 2^88 and `frac` below 2^40 (callers
+    /// keep them there: times up to [`MAX_TIME_NS`], limits up to 10^12).
+    pub fn new(ns: u128, frac: u64) -> ScaledTime {
+        debug_assert!(ns >> 88 == 0 && frac <= FRAC_MASK);
+        ScaledTime {
+            lo: ns as u64,
+            hi: (((ns >> 64) as u64) << FRAC_BITS) | (frac & FRAC_MASK),
+        }
+    }
+
+    /// The whole nanoseconds.
+    pub fn ns(self) -> u128 {
+        u128::from(self.lo) | (u128::from(self.hi >> FRAC_BITS) << 64)
+    }
+
+    /// The fraction, in units of `1/limit` ns.
+    pub fn frac(self) -> u64 {
+        self.hi & FRAC_MASK
+    }
+
+    /// The two stored words (for snapshots): for times before 2554 they are
+    /// the nanoseconds and the fraction.
+    pub fn words(self) -> (u64, u64) {
+        (self.lo, self.hi)
+    }
+
+    /// Back from [`ScaledTime::words`]; `None` past [`MAX_TIME_NS`].
+    pub fn from_words(lo: u64, hi: u64) -> Option<ScaledTime> {
+        let t = ScaledTime { lo, hi };
+        (t.ns() <= MAX_TIME_NS).then_some(t)
+    }
+
+    /// The first whole nanosecond at or after this time, as the clock counts
+    /// them (`u64::MAX` for a time past the clock's end).
+    pub fn ceil_ns(self) -> u64 {
+        sat_u64(self.ns() + u128::from(self.frac() > 0))
+    }
+
+    /// The time in units of `1/limit` ns.
+    pub(crate) fn scaled(self, limit: u64) -> u128 {
+        let frac = self.frac().min(limit.saturating_sub(1));
+        self.ns() * u128::from(limit) + u128::from(frac)
+    }
+
+    /// This time moved on by `delta` units of `1/limit` ns. In 64-bit
+    /// arithmetic when the fraction and `delta` fit (the common case).
     pub(crate) fn plus(self, delta: u128, limit: u64) -> ScaledTime {
         let limit = limit.max(1);
-        let frac = u128::from(self.frac.min(limit - 1)) + delta;
+        let frac = u128::from(self.frac().min(limit - 1)) + delta;
         match u64::try_from(frac) {
-            Ok(frac) => ScaledTime {
-                ns: self.ns.saturating_add(frac / limit),
-                frac: frac % limit,
-            },
+            Ok(frac) => ScaledTime::new(self.ns() + u128::from(frac / limit), frac % limit),
             Err(_) => ScaledTime::from_scaled(self.scaled(limit) + delta, limit),
         }
     }
 
-    /// Back from units of `1/limit` ns, saturating at the end of `u64` time.
+    /// Back from units of `1/limit` ns.
     pub(crate) fn from_scaled(scaled: u128, limit: u64) -> ScaledTime {
-        let limit = u128::from(limit.max(1));
-        let ns = scaled / limit;
-        if ns > u128::from(u64::MAX) {
-            return ScaledTime {
-                ns: u64::MAX,
-                frac: 0,
-            };
-        }
-        ScaledTime {
-            ns: ns as u64,
-            frac: (scaled % limit) as u64,
-        }
+        let limit = limit.max(1);
+        let ns = floor_div(scaled, u128::from(limit));
+        ScaledTime::new(ns, (scaled - ns * u128::from(limit)) as u64)
     }
 }
 
@@ -454,12 +524,13 @@ mod tests {
     #[test]
     fn scaled_time_plus_matches_full_arithmetic() {
         let cases = [
-            (7u64, 0u64, 3u128, 5u64),
+            (7u128, 0u64, 3u128, 5u64),
             (1_767_225_600_000_000_000, 2, 999, 3),
             (5, 4, u128::from(u64::MAX) * 4, 7),
+            (u128::from(u64::MAX) + 3, 6, 1 << 70, 1_000_000_000_000),
         ];
         for (ns, frac, delta, limit) in cases {
-            let t = ScaledTime { ns, frac };
+            let t = ScaledTime::new(ns, frac);
             assert_eq!(
                 t.plus(delta, limit),
                 ScaledTime::from_scaled(t.scaled(limit) + delta, limit)
@@ -472,11 +543,19 @@ mod tests {
     }
 
     #[test]
-    fn scaled_time_round_trips_and_saturates() {
-        let t = ScaledTime { ns: 10, frac: 2 };
+    fn scaled_time_holds_times_past_the_end_of_u64_exactly() {
+        let t = ScaledTime::new(10, 2);
         assert_eq!(ScaledTime::from_scaled(t.scaled(3), 3), t);
-        let huge = ScaledTime::from_scaled(u128::MAX, 1);
-        assert_eq!(huge.ns, u64::MAX);
+        assert_eq!(t.words(), (10, 2), "times before 2554 keep the v1 layout");
+        let late = ScaledTime::new(MAX_TIME_NS, 999_999_999_999);
+        assert_eq!(late.ns(), MAX_TIME_NS);
+        assert_eq!(late.frac(), 999_999_999_999);
+        let (lo, hi) = late.words();
+        assert_eq!(ScaledTime::from_words(lo, hi), Some(late));
+        assert_eq!(ScaledTime::from_words(0, u64::MAX), None);
+        assert_eq!(late.ceil_ns(), u64::MAX);
+        let scaled = late.scaled(1_000_000_000_000);
+        assert_eq!(ScaledTime::from_scaled(scaled, 1_000_000_000_000), late);
     }
 
     #[test]

@@ -26,9 +26,7 @@ impl TokenBucket {
 
     /// When the bucket is full again.
     pub fn fresh_at(&self) -> u64 {
-        self.full_at
-            .ns
-            .saturating_add(u64::from(self.full_at.frac > 0))
+        self.full_at.ceil_ns()
     }
 }
 
