@@ -93,7 +93,9 @@ fn cost(capacity: u64) -> impl Strategy<Value = u64> {
 }
 
 /// A rule, a start time, and a sequence of (gap, cost).
-fn scenario() -> BoxedStrategy<(Params, u64, Vec<(u64, u64)>)> {
+type Scenario = (Params, u64, Vec<(u64, u64)>);
+
+fn scenario() -> BoxedStrategy<Scenario> {
     (any_rule(), prop::sample::select(STARTS.to_vec()))
         .prop_flat_map(|(p, start)| {
             let steps = prop::collection::vec((gap(p.window), cost(p.capacity())), 1..60);
