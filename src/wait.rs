@@ -4,9 +4,13 @@
 //! until the limiter says it would be allowed (a timer, no polling). The
 //! others sleep until the head leaves. A waiter that leaves, served or not
 //! (its connection closed), drops its [`Ticket`] and wakes the next.
+//!
+//! Replies held for their leaky-bucket turn are not queued here (the bucket
+//! orders them), but they block their connection just the same, so each holds
+//! a [`Hold`] and counts among the blocked clients.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -15,6 +19,7 @@ use tokio::sync::Notify;
 pub struct WaitQueues {
     by_key: Mutex<HashMap<Box<[u8]>, KeyQueue>>,
     next_id: AtomicU64,
+    held: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -39,9 +44,18 @@ impl WaitQueues {
         self.lock().contains_key(key)
     }
 
-    /// Callers waiting on all keys.
+    /// Callers blocked: waiting on any key, or holding for their turn.
     pub fn waiting(&self) -> usize {
-        self.lock().values().map(|q| q.tickets.len()).sum()
+        let queued: usize = self.lock().values().map(|q| q.tickets.len()).sum();
+        queued + self.held.load(Ordering::Relaxed)
+    }
+
+    /// Counts a reply held for its turn until the [`Hold`] is dropped.
+    pub fn hold(self: &Arc<Self>) -> Hold {
+        self.held.fetch_add(1, Ordering::Relaxed);
+        Hold {
+            queues: self.clone(),
+        }
     }
 
     /// Joins the back of `key`'s queue.
@@ -63,6 +77,19 @@ impl WaitQueues {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, KeyQueue>> {
         self.by_key.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A reply held for its turn; dropping it (sent, or its connection closed)
+/// stops counting it.
+#[derive(Debug)]
+pub struct Hold {
+    queues: Arc<WaitQueues>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.queues.held.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -106,6 +133,25 @@ mod tests {
         drop(b);
         assert!(!queues.has_waiters(b"k"));
         assert!(queues.has_waiters(b"other"));
+    }
+
+    #[test]
+    fn held_replies_count_as_blocked_until_dropped() {
+        let queues = Arc::new(WaitQueues::default());
+        let ticket = queues.join(b"k");
+        let a = queues.hold();
+        let b = queues.hold();
+        assert_eq!(queues.waiting(), 3);
+        drop(a);
+        drop(ticket);
+        assert_eq!(queues.waiting(), 1);
+        drop(b);
+        assert_eq!(queues.waiting(), 0);
+        assert_eq!(
+            Arc::strong_count(&queues),
+            1,
+            "nothing keeps the queues alive"
+        );
     }
 
     #[test]

@@ -262,11 +262,13 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             }),
             _ => None,
         };
+        let hold = shared.waits.hold();
         return Ok(Outcome::Later(Box::pin(async move {
             sleep(Duration::from_nanos(decision.delay)).await;
             if let Some(g) = give_back {
                 g.disarm();
             }
+            drop(hold);
             reply
         })));
     }
