@@ -4,12 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use serde::Deserialize;
 
-use crate::command::args::parse_duration;
-use crate::command::limit::{build_params, parse_algorithm, valid_policy_name};
-use crate::limiter::{MAX_BUCKETS, MAX_COUNT};
 use crate::policy::Policy;
+
+mod file;
 
 /// The command line. Every flag can also come from the environment
 /// (`TOLLGATE_PORT`, ...).
@@ -69,6 +67,9 @@ pub struct Config {
     pub sweep_interval_ms: u64,
     /// How often a snapshot is written if anything changed, in milliseconds.
     pub snapshot_interval_ms: u64,
+    /// Whether snapshots are restored at start and written periodically and
+    /// on shutdown (`SAVE` and `BGSAVE` work either way).
+    pub snapshots: bool,
     /// Where the Prometheus endpoint listens; `None`: off.
     pub metrics_addr: Option<String>,
     /// Connection threads; `None`: one per core.
@@ -91,6 +92,7 @@ impl Default for Config {
             max_query_buffer_bytes: 64 * 1024 * 1024,
             sweep_interval_ms: 1000,
             snapshot_interval_ms: 10_000,
+            snapshots: true,
             metrics_addr: None,
             threads: None,
             requirepass: None,
@@ -112,42 +114,6 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
     #[error("{message}")]
     Flag { message: String },
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    bind: Option<String>,
-    port: Option<u16>,
-    data_dir: Option<PathBuf>,
-    log_level: Option<String>,
-    max_clients: Option<usize>,
-    max_arg_bytes: Option<usize>,
-    max_query_buffer_bytes: Option<usize>,
-    sweep_interval: Option<String>,
-    snapshot_interval: Option<String>,
-    metrics_addr: Option<String>,
-    threads: Option<usize>,
-    requirepass: Option<String>,
-    #[serde(default)]
-    policy: Vec<FilePolicy>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FilePolicy {
-    name: String,
-    rules: Vec<FileRule>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRule {
-    algorithm: String,
-    limit: u64,
-    window: String,
-    burst: Option<u64>,
-    buckets: Option<u32>,
 }
 
 impl Config {
@@ -199,53 +165,10 @@ impl Config {
             })
     }
 
-    /// Parses and validates TOML text on top of the defaults.
+    /// Parses and validates TOML text on top of the defaults. Errors name
+    /// the line, column and key.
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| e.message().to_string())?;
-        let mut c = Config::default();
-        c.bind = file.bind.unwrap_or(c.bind);
-        c.port = file.port.unwrap_or(c.port);
-        c.data_dir = file.data_dir.unwrap_or(c.data_dir);
-        if let Some(level) = file.log_level {
-            c.log_level = valid_log_level(&level)?;
-        }
-        c.max_clients = positive("max_clients", file.max_clients, c.max_clients)?;
-        c.max_arg_bytes = positive("max_arg_bytes", file.max_arg_bytes, c.max_arg_bytes)?;
-        c.max_query_buffer_bytes = positive(
-            "max_query_buffer_bytes",
-            file.max_query_buffer_bytes,
-            c.max_query_buffer_bytes,
-        )?;
-        if let Some(s) = file.sweep_interval {
-            let ns = parse_duration("sweep_interval", s.as_bytes())
-                .map_err(|e| strip_err(&e.to_string()))?;
-            c.sweep_interval_ms = ns / crate::clock::NANOS_PER_MS;
-        }
-        if let Some(s) = file.snapshot_interval {
-            let ns = parse_duration("snapshot_interval", s.as_bytes())
-                .map_err(|e| strip_err(&e.to_string()))?;
-            c.snapshot_interval_ms = ns / crate::clock::NANOS_PER_MS;
-        }
-        c.metrics_addr = file.metrics_addr.filter(|a| !a.is_empty());
-        c.threads = match file.threads {
-            Some(0) => None,
-            Some(n) if n > 1024 => {
-                return Err("threads must be at most 1024 (0: one per core)".into());
-            }
-            t => t,
-        };
-        c.requirepass = file.requirepass.filter(|p| !p.is_empty());
-        let mut policies: Vec<Policy> = Vec::new();
-        for p in file.policy {
-            policies.push(file_policy(p)?);
-        }
-        for (i, p) in policies.iter().enumerate() {
-            if policies[..i].iter().any(|q| q.name == p.name) {
-                return Err(format!("policy '{}' is defined twice", p.name));
-            }
-        }
-        c.policies = policies;
-        Ok(c)
+        file::parse(text)
     }
 
     /// The settings `CONFIG GET` shows, with Redis's names where Redis has one.
@@ -284,7 +207,7 @@ impl Config {
 }
 
 /// A log level name, lower-cased.
-fn valid_log_level(level: &str) -> Result<String, String> {
+pub(crate) fn valid_log_level(level: &str) -> Result<String, String> {
     let lower = level.to_ascii_lowercase();
     match lower.as_str() {
         "off" | "error" | "warn" | "info" | "debug" | "trace" => Ok(lower),
@@ -292,64 +215,6 @@ fn valid_log_level(level: &str) -> Result<String, String> {
             "invalid log level '{level}': expected off, error, warn, info, debug or trace"
         )),
     }
-}
-
-fn strip_err(line: &str) -> String {
-    line.strip_prefix("ERR ").unwrap_or(line).to_string()
-}
-
-fn positive(name: &str, value: Option<usize>, default: usize) -> Result<usize, String> {
-    match value {
-        None => Ok(default),
-        Some(0) => Err(format!("{name} must be at least 1")),
-        Some(v) => Ok(v),
-    }
-}
-
-fn file_policy(p: FilePolicy) -> Result<Policy, String> {
-    valid_policy_name(&p.name).map_err(|e| strip_err(&e.to_string()))?;
-    if p.rules.is_empty() {
-        return Err(format!("policy '{}' has no rules", p.name));
-    }
-    let mut rules = Vec::new();
-    for r in p.rules {
-        let err = |e: crate::error::CmdError| {
-            format!("policy '{}': {}", p.name, strip_err(&e.to_string()))
-        };
-        let algorithm = parse_algorithm(r.algorithm.as_bytes()).map_err(err)?;
-        if !(1..=MAX_COUNT).contains(&r.limit) {
-            return Err(format!(
-                "policy '{}': limit must be from 1 to {MAX_COUNT}",
-                p.name
-            ));
-        }
-        if r.burst.is_some_and(|b| !(1..=MAX_COUNT).contains(&b)) {
-            return Err(format!(
-                "policy '{}': burst must be from 1 to {MAX_COUNT}",
-                p.name
-            ));
-        }
-        if r.buckets.is_some_and(|b| !(1..=MAX_BUCKETS).contains(&b)) {
-            return Err(format!(
-                "policy '{}': buckets must be from 1 to {MAX_BUCKETS}",
-                p.name
-            ));
-        }
-        let window = parse_duration("window", r.window.as_bytes()).map_err(err)?;
-        let params = build_params(algorithm, r.limit, window, r.burst, r.buckets).map_err(|e| match e {
-            crate::error::CmdError::Syntax => format!(
-                "policy '{}': burst applies to token_bucket, leaky_bucket and gcra; buckets to sliding_window",
-                p.name
-            ),
-            e => err(e),
-        })?;
-        rules.push(params);
-    }
-    Ok(Policy {
-        name: p.name,
-        rules,
-        from_config: true,
-    })
 }
 
 #[cfg(test)]
@@ -366,9 +231,9 @@ mod tests {
 
     #[test]
     fn the_shipped_config_file_is_the_defaults() {
-        let shipped = Config::from_toml(include_str!("../config/tollgate.toml")).unwrap();
+        let shipped = Config::from_toml(include_str!("../../config/tollgate.toml")).unwrap();
         assert_eq!(shipped, Config::default());
-        let example = include_str!("../config/tollgate.toml")
+        let example = include_str!("../../config/tollgate.toml")
             .lines()
             .skip_while(|l| !l.starts_with("# [[policy]]"))
             .map(|l| l.trim_start_matches("# "))
@@ -442,6 +307,46 @@ mod tests {
             let err = Config::from_toml(text).unwrap_err();
             assert!(err.contains(why), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn errors_name_the_line_column_and_key() {
+        let cases = [
+            (
+                "bind = \"0.0.0.0\"\nport = 99999\n",
+                "line 2, column 8, key port: invalid value",
+            ),
+            (
+                "prot = 1",
+                "line 1, column 1, key prot: unknown field `prot`",
+            ),
+            (
+                "\n\nmax_clients = 0",
+                "line 3, column 15, key max_clients: must be at least 1",
+            ),
+            (
+                "sweep_interval = \"5x\"",
+                "line 1, column 18, key sweep_interval: invalid sweep_interval '5x'",
+            ),
+            (
+                "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"1s\", burst = 0 }]",
+                "line 3, column 66, key burst: burst must be from 1 to 1000000000000",
+            ),
+            (
+                "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"366d\", burst = 501 }]",
+                "line 3, column 10, key rules: policy 'a': invalid rule: refilling from empty",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = Config::from_toml(text).unwrap_err();
+            assert!(err.starts_with(want), "{text:?}:\n  {err}\n  wanted {want}");
+        }
+    }
+
+    #[test]
+    fn snapshots_can_be_turned_off() {
+        assert!(Config::default().snapshots);
+        assert!(!Config::from_toml("snapshots = false").unwrap().snapshots);
     }
 
     #[test]

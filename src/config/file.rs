@@ -1,0 +1,203 @@
+//! The config file's grammar: TOML read with the span of every value, so
+//! that each error names its line, column and key.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Config, valid_log_level};
+use crate::command::args::parse_duration;
+use crate::command::limit::{build_params, parse_algorithm, valid_policy_name};
+use crate::error::CmdError;
+use crate::limiter::{MAX_BUCKETS, MAX_COUNT};
+use crate::policy::Policy;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<Spanned<String>>,
+    port: Option<Spanned<u16>>,
+    data_dir: Option<Spanned<PathBuf>>,
+    log_level: Option<Spanned<String>>,
+    max_clients: Option<Spanned<usize>>,
+    max_arg_bytes: Option<Spanned<usize>>,
+    max_query_buffer_bytes: Option<Spanned<usize>>,
+    sweep_interval: Option<Spanned<String>>,
+    snapshot_interval: Option<Spanned<String>>,
+    snapshots: Option<Spanned<bool>>,
+    metrics_addr: Option<Spanned<String>>,
+    threads: Option<Spanned<usize>>,
+    requirepass: Option<Spanned<String>>,
+    #[serde(default)]
+    policy: Vec<Spanned<FilePolicy>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePolicy {
+    name: Spanned<String>,
+    rules: Spanned<Vec<Spanned<FileRule>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRule {
+    algorithm: Spanned<String>,
+    limit: Spanned<u64>,
+    window: Spanned<String>,
+    burst: Option<Spanned<u64>>,
+    buckets: Option<Spanned<u32>>,
+}
+
+/// Places in the file's text, for error lines.
+struct Text<'a>(&'a str);
+
+impl Text<'_> {
+    /// `line L, column C, key K: why` for the value at `span`.
+    fn error(&self, span: Range<usize>, why: impl std::fmt::Display) -> String {
+        let start = span.start.min(self.0.len());
+        let before = &self.0[..start];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        match self.key_at(span) {
+            Some(key) => format!("line {line}, column {column}, key {key}: {why}"),
+            None => format!("line {line}, column {column}: {why}"),
+        }
+    }
+
+    /// The key a span belongs to: the span itself when it is a key (an
+    /// unknown field), else the key before the nearest `=` on its left.
+    fn key_at(&self, span: Range<usize>) -> Option<String> {
+        let is_key = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let own = self.0.get(span.clone()).unwrap_or("");
+        let after = self.0.get(span.end..).unwrap_or("").trim_start();
+        if !own.is_empty() && own.chars().all(is_key) && after.starts_with('=') {
+            return Some(own.to_string());
+        }
+        let before = self.0.get(..span.start)?;
+        let eq = before.rfind('=')?;
+        let head = before[..eq].trim_end();
+        let key: String = head.chars().rev().take_while(|&c| is_key(c)).collect();
+        (!key.is_empty()).then(|| key.chars().rev().collect())
+    }
+}
+
+/// A command-layer error as config text (without Redis's `ERR `).
+fn plain(e: &CmdError) -> String {
+    let line = e.to_string();
+    line.strip_prefix("ERR ").unwrap_or(&line).to_string()
+}
+
+fn positive(text: &Text, value: Option<Spanned<usize>>, default: usize) -> Result<usize, String> {
+    match value {
+        None => Ok(default),
+        Some(v) if *v.get_ref() == 0 => Err(text.error(v.span(), "must be at least 1")),
+        Some(v) => Ok(v.into_inner()),
+    }
+}
+
+fn duration_ms(text: &Text, name: &str, value: &Spanned<String>) -> Result<u64, String> {
+    parse_duration(name, value.get_ref().as_bytes())
+        .map(|ns| ns / crate::clock::NANOS_PER_MS)
+        .map_err(|e| text.error(value.span(), plain(&e)))
+}
+
+/// Parses and validates TOML text on top of the defaults.
+pub(super) fn parse(text: &str) -> Result<Config, String> {
+    let t = Text(text);
+    let file: FileConfig = toml::from_str(text).map_err(|e| match e.span() {
+        Some(span) => t.error(span, e.message()),
+        None => e.message().to_string(),
+    })?;
+    let mut c = Config::default();
+    let take = |v: Option<Spanned<String>>| v.map(Spanned::into_inner);
+    c.bind = take(file.bind).unwrap_or(c.bind);
+    c.port = file.port.map_or(c.port, Spanned::into_inner);
+    c.data_dir = file.data_dir.map_or(c.data_dir, Spanned::into_inner);
+    if let Some(level) = &file.log_level {
+        c.log_level = valid_log_level(level.get_ref()).map_err(|e| t.error(level.span(), e))?;
+    }
+    c.max_clients = positive(&t, file.max_clients, c.max_clients)?;
+    c.max_arg_bytes = positive(&t, file.max_arg_bytes, c.max_arg_bytes)?;
+    c.max_query_buffer_bytes = positive(&t, file.max_query_buffer_bytes, c.max_query_buffer_bytes)?;
+    if let Some(s) = &file.sweep_interval {
+        c.sweep_interval_ms = duration_ms(&t, "sweep_interval", s)?;
+    }
+    if let Some(s) = &file.snapshot_interval {
+        c.snapshot_interval_ms = duration_ms(&t, "snapshot_interval", s)?;
+    }
+    c.snapshots = file.snapshots.map_or(c.snapshots, Spanned::into_inner);
+    c.metrics_addr = take(file.metrics_addr).filter(|a| !a.is_empty());
+    c.threads = match file.threads {
+        Some(n) if *n.get_ref() > 1024 => {
+            return Err(t.error(n.span(), "threads must be at most 1024 (0: one per core)"));
+        }
+        Some(n) => Some(n.into_inner()).filter(|&n| n > 0),
+        None => None,
+    };
+    c.requirepass = take(file.requirepass).filter(|p| !p.is_empty());
+    let mut policies: Vec<Policy> = Vec::new();
+    for p in file.policy {
+        let span = p.span();
+        let policy = file_policy(&t, p.into_inner())?;
+        if policies.iter().any(|q| q.name == policy.name) {
+            return Err(t.error(span, format!("policy '{}' is defined twice", policy.name)));
+        }
+        policies.push(policy);
+    }
+    c.policies = policies;
+    Ok(c)
+}
+
+fn count(t: &Text, name: &str, v: &Spanned<u64>) -> Result<u64, String> {
+    if (1..=MAX_COUNT).contains(v.get_ref()) {
+        Ok(*v.get_ref())
+    } else {
+        Err(t.error(v.span(), format!("{name} must be from 1 to {MAX_COUNT}")))
+    }
+}
+
+fn file_policy(t: &Text, p: FilePolicy) -> Result<Policy, String> {
+    let name = p.name.get_ref().clone();
+    valid_policy_name(&name).map_err(|e| t.error(p.name.span(), plain(&e)))?;
+    if p.rules.get_ref().is_empty() {
+        return Err(t.error(p.rules.span(), format!("policy '{name}' has no rules")));
+    }
+    let mut rules = Vec::new();
+    for rule in p.rules.into_inner() {
+        let span = rule.span();
+        let r = rule.into_inner();
+        let in_policy =
+            |span: Range<usize>, why: String| t.error(span, format!("policy '{name}': {why}"));
+        let algorithm = parse_algorithm(r.algorithm.get_ref().as_bytes())
+            .map_err(|e| in_policy(r.algorithm.span(), plain(&e)))?;
+        let limit = count(t, "limit", &r.limit)?;
+        let burst = r.burst.as_ref().map(|b| count(t, "burst", b)).transpose()?;
+        let buckets = match &r.buckets {
+            Some(b) if !(1..=MAX_BUCKETS).contains(b.get_ref()) => {
+                return Err(in_policy(
+                    b.span(),
+                    format!("buckets must be from 1 to {MAX_BUCKETS}"),
+                ));
+            }
+            b => b.as_ref().map(|b| *b.get_ref()),
+        };
+        let window = parse_duration("window", r.window.get_ref().as_bytes())
+            .map_err(|e| in_policy(r.window.span(), plain(&e)))?;
+        let params = build_params(algorithm, limit, window, burst, buckets).map_err(|e| match e {
+            CmdError::Syntax => in_policy(
+                span.clone(),
+                "burst applies to token_bucket, leaky_bucket and gcra; buckets to sliding_window".into(),
+            ),
+            e => in_policy(span.clone(), plain(&e)),
+        })?;
+        rules.push(params);
+    }
+    Ok(Policy {
+        name,
+        rules,
+        from_config: true,
+    })
+}
