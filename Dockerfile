@@ -18,11 +18,16 @@ USER tollgate
 VOLUME ["/data"]
 EXPOSE 6379
 # Inside the container tollgate listens on all interfaces and keeps its
-# snapshot in the /data volume.
+# snapshot in the /data volume. The server and the healthcheck both read
+# their settings from these variables and the config file they name, so the
+# healthcheck probes the port and password the server really uses: change
+# settings by mounting a config file at /etc/tollgate/tollgate.toml or with
+# TOLLGATE_* variables (TOLLGATE_PORT, TOLLGATE_REQUIREPASS, ...), not with
+# flags after the image name, which the healthcheck does not see.
 ENV TOLLGATE_BIND=0.0.0.0 \
-    TOLLGATE_DATA_DIR=/data
+    TOLLGATE_DATA_DIR=/data \
+    TOLLGATE_CONFIG=/etc/tollgate/tollgate.toml
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["tollgate", "--healthcheck"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["tollgate"]
-CMD ["--config", "/etc/tollgate/tollgate.toml"]

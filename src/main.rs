@@ -30,27 +30,19 @@ fn main() -> ExitCode {
         .with_ansi(ansi)
         .init();
 
+    log_start(&config);
+    if config.snapshots
+        && let Err(e) = persistence::check_writable(&config.data_dir)
+    {
+        eprintln!("tollgate: {e}");
+        return ExitCode::FAILURE;
+    }
     let shared = Shared::new(config, Arc::new(SystemClock));
-    match persistence::load_into(&shared, cli.discard_bad_snapshot) {
-        Ok(persistence::Loaded::Nothing) => {
-            tracing::info!(
-                "no snapshot at {}: starting empty",
-                shared.persistence.path.display()
-            )
-        }
-        Ok(persistence::Loaded::Restored(n)) => {
-            tracing::info!(
-                "restored {n} limiter states from {}",
-                shared.persistence.path.display()
-            )
-        }
-        Ok(persistence::Loaded::MovedAside(aside, why)) => {
-            tracing::warn!("{why}; moved to {} and starting empty", aside.display())
-        }
-        Err(e) => {
-            eprintln!("tollgate: {e}");
-            return ExitCode::FAILURE;
-        }
+    if shared.config.snapshots
+        && let Err(e) = restore(&shared, cli.discard_bad_snapshot)
+    {
+        eprintln!("tollgate: {e}");
+        return ExitCode::FAILURE;
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -75,56 +67,134 @@ fn main() -> ExitCode {
         match server::run(listener, shared, stop_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("tollgate: final snapshot failed: {e}");
+                eprintln!("tollgate: {e}");
                 ExitCode::FAILURE
             }
         }
     })
 }
 
-/// `--healthcheck`: PING the server at the configured address.
-fn healthcheck(config: &Config) -> ExitCode {
-    use std::io::{Read, Write};
-    use std::time::Duration;
-    let host = if config.bind == "0.0.0.0" {
-        "127.0.0.1"
+/// Restores the snapshot in the data directory, logging what was found.
+fn restore(shared: &Shared, discard_bad: bool) -> Result<(), String> {
+    match persistence::load_into(shared, discard_bad) {
+        Ok(persistence::Loaded::Nothing) => {
+            tracing::info!(
+                "no snapshot at {}: starting empty",
+                shared.persistence.path.display()
+            )
+        }
+        Ok(persistence::Loaded::Restored(n)) => {
+            tracing::info!(
+                "restored {n} limiter states from {}",
+                shared.persistence.path.display()
+            )
+        }
+        Ok(persistence::Loaded::MovedAside(aside, why)) => {
+            tracing::warn!("{why}; moved to {} and starting empty", aside.display())
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// The start-up line: what this server is and what it runs with.
+fn log_start(config: &Config) {
+    let file = config.config_file.as_ref().map_or_else(
+        || "none (built-in defaults)".to_string(),
+        |p| persistence::absolute(p).display().to_string(),
+    );
+    let snapshots = if config.snapshots {
+        persistence::absolute(&tollgate::snapshot::path_in(&config.data_dir))
+            .display()
+            .to_string()
     } else {
-        &config.bind
+        "off".to_string()
     };
-    let addr = format!("{host}:{}", config.port);
-    let probe = || -> std::io::Result<bool> {
-        let addr = std::net::ToSocketAddrs::to_socket_addrs(&addr)?
-            .next()
-            .ok_or_else(|| std::io::Error::other("no address"))?;
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let ping: &[u8] = match &config.requirepass {
-            Some(pass) => &format!("AUTH {pass}\r\nPING\r\n").into_bytes(),
-            None => b"PING\r\n",
-        };
-        s.write_all(ping)?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 64];
-        while !reply.ends_with(b"+PONG\r\n") && reply.len() < 256 {
-            let n = s.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            reply.extend_from_slice(&buf[..n]);
-        }
-        Ok(reply.ends_with(b"+PONG\r\n"))
+    tracing::info!(
+        "tollgate {} starting: config file {file}, {} config policies, {} connection threads, password {}, snapshot {snapshots}",
+        env!("CARGO_PKG_VERSION"),
+        config.policies.len(),
+        server::worker_count(config),
+        if config.requirepass.is_some() {
+            "required"
+        } else {
+            "not required"
+        },
+    );
+}
+
+/// `--healthcheck`: PING the server at the configured address (after AUTH
+/// with the configured password), and exit 0 on PONG. Anything else prints
+/// the server's own reply (e.g. `NOAUTH Authentication required.`) or the
+/// connection error, and exits 1.
+fn healthcheck(config: &Config) -> ExitCode {
+    let host = match config.bind.as_str() {
+        "0.0.0.0" => "127.0.0.1",
+        "::" | "[::]" => "::1",
+        other => other,
     };
-    match probe() {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("tollgate: {addr} did not answer PONG");
-            ExitCode::FAILURE
-        }
+    let addr = if host.contains(':') {
+        format!("[{host}]:{}", config.port)
+    } else {
+        format!("{host}:{}", config.port)
+    };
+    match probe(&addr, config.requirepass.as_deref()) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tollgate: {addr}: {e}");
+            eprintln!("tollgate: healthcheck of {addr}: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sends `[AUTH password] PING` as RESP arrays (any password bytes are safe)
+/// and reads one reply line for each.
+fn probe(addr: &str, password: Option<&str>) -> Result<(), String> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::Duration;
+    let target = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("no address")?;
+    let stream = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    let mut request = Vec::new();
+    let mut push = |args: &[&[u8]]| {
+        request.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            request.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            request.extend_from_slice(a);
+            request.extend_from_slice(b"\r\n");
+        }
+    };
+    if let Some(pass) = password {
+        push(&[b"AUTH", pass.as_bytes()]);
+    }
+    push(&[b"PING"]);
+    (&stream).write_all(&request).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(&stream);
+    for _ in 0..1 + usize::from(password.is_some()) {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) => return Err("connection closed without a reply".into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err("no reply within 2 s".into());
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        let line = line.trim_end();
+        if let Some(error) = line.strip_prefix('-') {
+            return Err(error.to_string());
+        }
+        if line == "+PONG" {
+            return Ok(());
+        }
+    }
+    Err("no PONG".into())
 }
 
 /// Completes on SIGINT or SIGTERM.

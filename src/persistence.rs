@@ -169,6 +169,26 @@ pub fn restore(shared: &Shared, contents: Contents) -> usize {
 }
 
 /// How start-up treats the snapshot file.
+/// Checks at start that `dir` takes a snapshot: creates it if need be, then
+/// writes and removes a temporary file there.
+pub fn check_writable(dir: &std::path::Path) -> Result<(), String> {
+    let probe = dir.join(format!(".tollgate-write-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b"tollgate"))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            format!(
+                "data directory {} cannot be written: {e} (fix its permissions, choose another with --data-dir, or set snapshots = false in the config file to run without snapshots)",
+                absolute(dir).display()
+            )
+        })
+}
+
+/// `path` made absolute against the working directory (for log lines).
+pub fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Loaded {
     /// No snapshot: an empty start.

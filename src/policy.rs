@@ -24,6 +24,39 @@ pub enum PolicyError {
     FromConfig(String),
 }
 
+/// What replacing the config-file policies changed, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyChanges {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    /// Run-time policies (LIMIT.POLICY SET) that a config policy replaced.
+    pub replaced_run_time: Vec<String>,
+}
+
+impl std::fmt::Display for PolicyChanges {
+    /// `added a, b; changed c; removed d`, or `no policy changed`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        let added: Vec<&String> = self.added.iter().chain(&self.replaced_run_time).collect();
+        for (what, names) in [
+            ("added", added),
+            ("changed", self.changed.iter().collect()),
+            ("removed", self.removed.iter().collect()),
+        ] {
+            if !names.is_empty() {
+                let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+                parts.push(format!("{what} {}", names.join(", ")));
+            }
+        }
+        if parts.is_empty() {
+            f.write_str("no policy changed")
+        } else {
+            f.write_str(&parts.join("; "))
+        }
+    }
+}
+
 /// The policies known to the server, by name.
 #[derive(Debug, Default)]
 pub struct Policies {
@@ -68,13 +101,29 @@ impl Policies {
         }
     }
 
-    /// Replaces every config-file policy with `policies`, keeping run-time ones.
-    pub fn replace_config(&self, policies: Vec<Policy>) {
+    /// Replaces every config-file policy with `policies`, keeping run-time
+    /// ones unless a config policy takes their name. Answers what changed.
+    pub fn replace_config(&self, policies: Vec<Policy>) -> PolicyChanges {
         let mut map = self.write();
+        let mut changes = PolicyChanges::default();
+        let old: BTreeMap<String, Arc<Policy>> =
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         map.retain(|_, p| !p.from_config);
         for p in policies {
+            match old.get(&p.name) {
+                None => changes.added.push(p.name.clone()),
+                Some(o) if !o.from_config => changes.replaced_run_time.push(p.name.clone()),
+                Some(o) if o.rules != p.rules => changes.changed.push(p.name.clone()),
+                Some(_) => {}
+            }
             map.insert(p.name.clone(), Arc::new(p));
         }
+        changes.removed = old
+            .values()
+            .filter(|o| o.from_config && !map.contains_key(&o.name))
+            .map(|o| o.name.clone())
+            .collect();
+        changes
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Policy>>> {

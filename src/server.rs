@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::persistence::{self, Persistence};
-use crate::policy::Policies;
+use crate::policy::{Policies, PolicyChanges};
 use crate::store::Store;
 use crate::wait::WaitQueues;
 
@@ -89,12 +89,21 @@ impl Shared {
 /// Serves `listener` until `signal` completes or a client sends `SHUTDOWN`;
 /// then stops accepting, lets connections finish, stops the background
 /// tasks and writes the final snapshot (unless `SHUTDOWN NOSAVE`).
-/// Fails only if that snapshot cannot be written.
+/// Fails at once if the metrics address cannot be listened on, and at the
+/// end if that snapshot cannot be written.
 pub async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
     signal: impl Future<Output = ()>,
 ) -> Result<(), String> {
+    let metrics = match &shared.config.metrics_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot serve metrics on '{addr}': {e}"))?,
+        ),
+        None => None,
+    };
     if let Ok(addr) = listener.local_addr() {
         shared.port.store(addr.port(), Ordering::Relaxed);
         tracing::info!("tollgate listening on {addr}");
@@ -102,22 +111,24 @@ pub async fn run(
     let mut stop = shared.shutdown_signal();
     let mut background = JoinSet::new();
     background.spawn(sweeper(shared.clone(), shared.shutdown_signal()));
-    background.spawn(persistence::saver(
-        shared.clone(),
-        Duration::from_millis(shared.config.snapshot_interval_ms.max(1)),
-        shared.shutdown_signal(),
-    ));
-    if let Some(addr) = &shared.config.metrics_addr {
-        match TcpListener::bind(addr).await {
-            Ok(l) => {
-                background.spawn(crate::metrics::serve_http(
-                    l,
-                    shared.clone(),
-                    shared.shutdown_signal(),
-                ));
-            }
-            Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}"),
-        }
+    if shared.config.snapshots {
+        background.spawn(persistence::saver(
+            shared.clone(),
+            Duration::from_millis(shared.config.snapshot_interval_ms.max(1)),
+            shared.shutdown_signal(),
+        ));
+    } else {
+        shared
+            .persistence
+            .save_on_shutdown
+            .store(false, Ordering::Relaxed);
+    }
+    if let Some(l) = metrics {
+        background.spawn(crate::metrics::serve_http(
+            l,
+            shared.clone(),
+            shared.shutdown_signal(),
+        ));
     }
     #[cfg(unix)]
     background.spawn(reload_on_hangup(shared.clone(), shared.shutdown_signal()));
@@ -177,7 +188,9 @@ pub async fn run(
     workers.stop().await;
     while background.join_next().await.is_some() {}
     if shared.persistence.save_on_shutdown.load(Ordering::Relaxed) {
-        persistence::save(shared.clone()).await?;
+        persistence::save(shared.clone())
+            .await
+            .map_err(|e| format!("final snapshot failed: {e}"))?;
         tracing::info!(
             "final snapshot written to {}",
             shared.persistence.path.display()
@@ -187,15 +200,55 @@ pub async fn run(
     Ok(())
 }
 
-/// Re-reads the config file's policies; the old ones stay if it is bad.
-pub fn reload_policies(shared: &Shared) -> Result<usize, String> {
+/// What a reload of the config file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reload {
+    /// Policies the file defines now.
+    pub policies: usize,
+    pub changes: PolicyChanges,
+    /// Settings changed in the file that take effect only on restart.
+    pub restart_needed: Vec<&'static str>,
+}
+
+/// Re-reads the config file (with the same flags on top) and applies its
+/// policies; the old ones stay if it is bad.
+pub fn reload_config(shared: &Shared) -> Result<Reload, String> {
     let Some(path) = &shared.config.config_file else {
         return Err("no config file to reload (started without --config)".into());
     };
-    let config = Config::from_file(path).map_err(|e| e.to_string())?;
-    let count = config.policies.len();
-    shared.policies.replace_config(config.policies);
-    Ok(count)
+    let config = Config::from_file(path)
+        .and_then(|c| c.with_flags(&shared.config.flags))
+        .map_err(|e| e.to_string())?;
+    let restart_needed = shared.config.restart_needed(&config);
+    let policies = config.policies.len();
+    let changes = shared.policies.replace_config(config.policies);
+    Ok(Reload {
+        policies,
+        changes,
+        restart_needed,
+    })
+}
+
+/// Logs a reload as an operator wants to read it.
+fn log_reload(result: Result<Reload, String>) {
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => return tracing::error!("SIGHUP: config not reloaded, old policies kept: {e}"),
+    };
+    tracing::info!(
+        "SIGHUP: reloaded {} policies from the config file: {}",
+        r.policies,
+        r.changes
+    );
+    for name in &r.changes.replaced_run_time {
+        tracing::warn!("SIGHUP: run-time policy '{name}' replaced: the config file defines it");
+    }
+    if !r.restart_needed.is_empty() {
+        tracing::warn!(
+            "SIGHUP: {} changed in the config file but take effect only on restart",
+            r.restart_needed.join(", ")
+        );
+    }
 }
 
 /// Reloads the config file's policies on SIGHUP, until shutdown.
@@ -208,10 +261,7 @@ async fn reload_on_hangup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
     };
     loop {
         tokio::select! {
-            _ = hangup.recv() => match reload_policies(&shared) {
-                Ok(n) => tracing::info!("SIGHUP: reloaded {n} policies from the config file"),
-                Err(e) => tracing::error!("SIGHUP: config not reloaded, old policies kept: {e}"),
-            },
+            _ = hangup.recv() => log_reload(reload_config(&shared)),
             _ = stop.changed() => return,
         }
     }
@@ -219,7 +269,7 @@ async fn reload_on_hangup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
 
 /// Connection threads: from `threads` in the config, else
 /// `TOKIO_WORKER_THREADS`, else one per core.
-fn worker_count(config: &Config) -> usize {
+pub fn worker_count(config: &Config) -> usize {
     config
         .threads
         .or_else(|| std::env::var("TOKIO_WORKER_THREADS").ok()?.parse().ok())

@@ -277,11 +277,14 @@ async fn sighup_style_reload_replaces_config_policies_and_refuses_bad_files() {
     assert_eq!(check(&mut c, "LIMIT.CHECK k POLICY p").await[1], 5);
 
     std::fs::write(&path, policy(7)).unwrap();
-    assert_eq!(tollgate::server::reload_policies(&server.shared), Ok(1));
+    assert_eq!(
+        tollgate::server::reload_config(&server.shared).map(|r| r.policies),
+        Ok(1)
+    );
     assert_eq!(check(&mut c, "LIMIT.CHECK k POLICY p").await[1], 7);
 
     std::fs::write(&path, "[[policy]]\nname = \"p\"\nrules = []\n").unwrap();
-    let err = tollgate::server::reload_policies(&server.shared).unwrap_err();
+    let err = tollgate::server::reload_config(&server.shared).unwrap_err();
     assert!(err.contains("has no rules"), "{err}");
     assert_eq!(
         check(&mut c, "LIMIT.CHECK k POLICY p").await[1],

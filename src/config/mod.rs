@@ -11,7 +11,7 @@ mod file;
 
 /// The command line. Every flag can also come from the environment
 /// (`TOLLGATE_PORT`, ...).
-#[derive(Debug, Clone, Default, Parser)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
 #[command(
     name = "tollgate",
     version,
@@ -78,6 +78,8 @@ pub struct Config {
     /// Policies from the config file.
     pub policies: Vec<Policy>,
     pub config_file: Option<PathBuf>,
+    /// The command line it was loaded with, re-applied on reload.
+    pub flags: Cli,
 }
 
 impl Default for Config {
@@ -98,6 +100,7 @@ impl Default for Config {
             requirepass: None,
             policies: Vec::new(),
             config_file: None,
+            flags: Cli::default(),
         }
     }
 }
@@ -119,9 +122,18 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, overridden by the file named in `cli`, overridden by `cli`.
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
-        let mut config = match &cli.config {
+        let config = match &cli.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
+        };
+        config.with_flags(cli)
+    }
+
+    /// This config with `cli`'s flags (and their environment variables) on top.
+    pub fn with_flags(mut self, cli: &Cli) -> Result<Config, ConfigError> {
+        let mut config = {
+            self.flags = cli.clone();
+            self
         };
         if let Some(bind) = &cli.bind {
             config.bind = bind.clone();
@@ -169,6 +181,39 @@ impl Config {
     /// the line, column and key.
     pub fn from_toml(text: &str) -> Result<Config, String> {
         file::parse(text)
+    }
+
+    /// The settings that differ in `other` but take effect only on restart
+    /// (everything but the policies), by their config-file names.
+    pub fn restart_needed(&self, other: &Config) -> Vec<&'static str> {
+        let differs = [
+            ("bind", self.bind != other.bind),
+            ("port", self.port != other.port),
+            ("data_dir", self.data_dir != other.data_dir),
+            ("log_level", self.log_level != other.log_level),
+            ("max_clients", self.max_clients != other.max_clients),
+            ("max_arg_bytes", self.max_arg_bytes != other.max_arg_bytes),
+            (
+                "max_query_buffer_bytes",
+                self.max_query_buffer_bytes != other.max_query_buffer_bytes,
+            ),
+            (
+                "sweep_interval",
+                self.sweep_interval_ms != other.sweep_interval_ms,
+            ),
+            (
+                "snapshot_interval",
+                self.snapshot_interval_ms != other.snapshot_interval_ms,
+            ),
+            ("snapshots", self.snapshots != other.snapshots),
+            ("metrics_addr", self.metrics_addr != other.metrics_addr),
+            ("threads", self.threads != other.threads),
+            ("requirepass", self.requirepass != other.requirepass),
+        ];
+        differs
+            .into_iter()
+            .filter_map(|(name, changed)| changed.then_some(name))
+            .collect()
     }
 
     /// The settings `CONFIG GET` shows, with Redis's names where Redis has one.

@@ -1,0 +1,262 @@
+//! What an operator sees from the binary: the start-up line, start-up
+//! refusals (metrics address, data directory) as one clear line with exit 1,
+//! the healthcheck's answer with and without the password, and what a SIGHUP
+//! reload says it changed.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::scratch_dir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+
+/// A running server, its port, and its log lines (those before it listened too).
+struct Server {
+    child: Child,
+    port: String,
+    early: Vec<String>,
+    log: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["--port", "0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, log) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut early = Vec::new();
+        loop {
+            let Ok(line) = log.recv_timeout(Duration::from_secs(20)) else {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("tollgate did not start: {status:?}");
+            };
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                let port = addr.trim().rsplit(':').next().unwrap().to_string();
+                return Server {
+                    child,
+                    port,
+                    early,
+                    log,
+                };
+            }
+            early.push(line);
+        }
+    }
+
+    fn wait_log(&self, text: &str) -> String {
+        loop {
+            let line = self
+                .log
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    fn hangup(&self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary to its end; answers (success, stderr).
+fn run_to_end(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("TOLLGATE_REQUIREPASS")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn path(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn the_start_up_line_says_what_runs() {
+    let dir = scratch_dir();
+    let config = dir.join("t.toml");
+    std::fs::write(
+        &config,
+        "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"1s\" }]\n",
+    )
+    .unwrap();
+    // A relative data directory is reported as an absolute path.
+    let s = Server::start(&[
+        "--config",
+        &path(&config),
+        "--data-dir",
+        "target/tollgate-startup-test",
+        "--threads",
+        "3",
+        "--requirepass",
+        "pw",
+    ]);
+    let line = s
+        .early
+        .iter()
+        .find(|l| l.contains("starting"))
+        .expect("a start-up line");
+    let data = std::fs::canonicalize("target/tollgate-startup-test").unwrap();
+    for part in [
+        format!("tollgate {}", env!("CARGO_PKG_VERSION")),
+        format!("config file {}", path(&config)),
+        "1 config policies".into(),
+        "3 connection threads".into(),
+        "password required".into(),
+        format!("snapshot {}", path(&data.join("dump.tgs"))),
+    ] {
+        assert!(line.contains(&part), "{part:?} not in {line}");
+    }
+}
+
+#[test]
+fn a_bad_metrics_address_stops_the_start_with_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let data = path(&scratch_dir());
+    for addr in ["not-an-address", taken.as_str()] {
+        let (ok, stderr) =
+            run_to_end(&["--port", "0", "--data-dir", &data, "--metrics-addr", addr]);
+        assert!(!ok, "{addr}: started");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("tollgate: cannot serve metrics on '{addr}'")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_unwritable_data_dir_stops_the_start_unless_snapshots_are_off() {
+    // Under a regular file no directory can be made, even by root.
+    let dir = scratch_dir();
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let data = path(&file.join("data"));
+    let (ok, stderr) = run_to_end(&["--port", "0", "--data-dir", &data]);
+    assert!(!ok);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("data directory {data} cannot be written"))
+            && stderr.contains("snapshots = false"),
+        "{stderr}"
+    );
+    let config = dir.join("off.toml");
+    std::fs::write(&config, "snapshots = false\n").unwrap();
+    let s = Server::start(&["--data-dir", &data, "--config", &path(&config)]);
+    assert!(
+        s.early.iter().any(|l| l.contains("snapshot off")),
+        "{:?}",
+        s.early
+    );
+}
+
+#[test]
+fn the_healthcheck_uses_the_password_and_says_what_the_server_said() {
+    let data = path(&scratch_dir());
+    let password = "p w\"x'$"; // spaces and quotes travel as RESP bulk strings
+    let s = Server::start(&["--data-dir", &data, "--requirepass", password]);
+    let check = |pass: Option<&str>| {
+        let mut args = vec!["--healthcheck", "--port", &s.port];
+        if let Some(p) = pass {
+            args.extend(["--requirepass", p]);
+        }
+        run_to_end(&args)
+    };
+    let (ok, stderr) = check(Some(password));
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = check(Some("wrong"));
+    assert!(
+        !ok && stderr.contains("WRONGPASS invalid username-password pair"),
+        "{stderr}"
+    );
+    let (ok, stderr) = check(None);
+    assert!(
+        !ok && stderr.contains("NOAUTH Authentication required."),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sighup_says_what_changed_and_what_needs_a_restart() {
+    let dir = scratch_dir();
+    let config = dir.join("t.toml");
+    let policy = |name: &str, limit: u32| {
+        format!(
+            "[[policy]]\nname = \"{name}\"\nrules = [{{ algorithm = \"gcra\", limit = {limit}, window = \"1s\" }}]\n"
+        )
+    };
+    std::fs::write(
+        &config,
+        policy("keep", 1) + &policy("gone", 1) + &policy("edit", 1),
+    )
+    .unwrap();
+    let s = Server::start(&["--data-dir", &path(&dir), "--config", &path(&config)]);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", s.port)).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let _: String = redis::cmd("LIMIT.POLICY")
+        .arg(&["SET", "mine", "gcra", "5", "1s"][..])
+        .query(&mut c)
+        .unwrap();
+
+    let text = policy("keep", 1) + &policy("edit", 2) + &policy("new", 1) + &policy("mine", 1);
+    std::fs::write(&config, format!("max_clients = 7\nthreads = 1\n{text}")).unwrap();
+    s.hangup();
+    let line = s.wait_log("SIGHUP: reloaded 4 policies");
+    assert!(
+        line.ends_with("from the config file: added new, mine; changed edit; removed gone"),
+        "{line}"
+    );
+    let line = s.wait_log("run-time policy");
+    assert!(
+        line.contains("WARN") && line.contains("'mine' replaced"),
+        "{line}"
+    );
+    let line = s.wait_log("take effect only on restart");
+    assert!(
+        line.contains("WARN") && line.contains("max_clients, threads changed"),
+        "{line}"
+    );
+
+    s.hangup();
+    let line = s.wait_log("SIGHUP: reloaded 4 policies");
+    assert!(line.ends_with("no policy changed"), "{line}");
+}
