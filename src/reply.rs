@@ -59,6 +59,11 @@ impl Reply {
         Reply::Decision(fields)
     }
 
+    /// A `HELP` reply as Redis gives it: an array of status lines.
+    pub fn help(lines: &'static [&'static str]) -> Reply {
+        Reply::Array(lines.iter().map(|&l| Reply::Simple(l)).collect())
+    }
+
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
     }

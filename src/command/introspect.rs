@@ -38,13 +38,34 @@ fn docs_of(c: &CommandSpec) -> Reply {
     ])
 }
 
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all commands.",
+    "COUNT",
+    "    Return the total number of commands in this server.",
+    "LIST",
+    "    Return a list of all commands in this server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple commands.",
+    "    If no command names are given, details for all commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "HELP",
+    "    Print this help.",
+];
+
 /// `COMMAND` and its subcommands.
 pub fn command(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let Some(sub) = argv.get(1) else {
         return Ok(Reply::Array(COMMANDS.iter().map(info_of).collect()).into());
     };
     let names = &argv[2..];
-    let reply = if is(sub, "COUNT") && names.is_empty() {
+    let reply = if is(sub, "HELP") && names.is_empty() {
+        Reply::help(COMMAND_HELP)
+    } else if is(sub, "COUNT") && names.is_empty() {
         Reply::Int(COMMANDS.len() as i64)
     } else if is(sub, "LIST") {
         Reply::Array(COMMANDS.iter().map(|c| Reply::text(c.name)).collect())
@@ -71,8 +92,9 @@ pub fn command(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
                 .map(|c| (Reply::text(c.name), docs_of(c)))
                 .collect(),
         )
-    } else if is(sub, "COUNT") {
-        return Err(CmdError::WrongArity("command|count".into()));
+    } else if is(sub, "COUNT") || is(sub, "HELP") {
+        let sub = String::from_utf8_lossy(sub).to_lowercase();
+        return Err(CmdError::WrongArity(format!("command|{sub}")));
     } else {
         return Err(CmdError::UnknownSubcommand {
             command: "COMMAND".into(),

@@ -485,7 +485,21 @@ pub fn valid_policy_name(name: &str) -> Result<(), CmdError> {
     }
 }
 
-/// `LIMIT.POLICY SET|GET|DEL|LIST`.
+const POLICY_HELP: &[&str] = &[
+    "LIMIT.POLICY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "SET <name> <algorithm> <limit> <window> [BURST <n>] [BUCKETS <n>] [<algorithm> ...]",
+    "    Define or replace a run-time policy of one or more rules, checked all or nothing.",
+    "GET <name>",
+    "    Return the rules of policy <name>.",
+    "DEL <name>",
+    "    Delete run-time policy <name>.",
+    "LIST",
+    "    Return the names of all policies.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// `LIMIT.POLICY SET|GET|DEL|LIST|HELP`.
 pub fn policy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let shared = ctx.shared;
     let sub = &argv[1];
@@ -540,6 +554,9 @@ pub fn policy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             shared.persistence.policies_changed();
         }
         Ok(Reply::Int(i64::from(deleted)).into())
+    } else if is(sub, "HELP") {
+        arity(2, true)?;
+        Ok(Reply::help(POLICY_HELP).into())
     } else if is(sub, "LIST") {
         arity(2, true)?;
         let names = shared.policies.names();

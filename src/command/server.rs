@@ -150,9 +150,23 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
-/// `CONFIG GET pattern [pattern ...]`.
+const CONFIG_HELP: &[&str] = &[
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// `CONFIG GET pattern [pattern ...]`, `CONFIG HELP`.
 pub fn config(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let sub = &argv[1];
+    if is(sub, "HELP") {
+        if argv.len() != 2 {
+            return Err(CmdError::WrongArity("config|help".into()));
+        }
+        return Ok(Reply::help(CONFIG_HELP).into());
+    }
     if !is(sub, "GET") {
         return Err(CmdError::UnknownSubcommand {
             command: "CONFIG".into(),

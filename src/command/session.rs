@@ -140,7 +140,27 @@ fn valid_client_name(name: &[u8]) -> Result<Option<String>, CmdError> {
     }
 }
 
-/// `CLIENT ID|SETNAME|GETNAME|SETINFO|LIST|INFO`.
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ID",
+    "    Return the ID of the current connection.",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are:",
+    "    * LIB-NAME: the client lib name.",
+    "    * LIB-VER: the client lib version.",
+    "LIST",
+    "    Return information about client connections.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// `CLIENT ID|SETNAME|GETNAME|SETINFO|LIST|INFO|HELP`.
 pub fn client(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let sub = &argv[1];
     let me = &ctx.session.client;
@@ -197,6 +217,9 @@ pub fn client(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     } else if is(sub, "INFO") {
         arity(2)?;
         Reply::Verbatim(format!("{}\n", me.info_line()))
+    } else if is(sub, "HELP") {
+        arity(2)?;
+        Reply::help(CLIENT_HELP)
     } else {
         return Err(CmdError::UnknownSubcommand {
             command: "CLIENT".into(),
