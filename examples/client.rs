@@ -1,12 +1,28 @@
 //! Using tollgate from Rust with the `redis` crate.
 //!
-//! Start the server (`cargo run --release`), then `cargo run --example client`.
+//! Start the server (`cargo run --release`), then
+//!
+//! ```sh
+//! cargo run --example client                              # redis://127.0.0.1:6379/
+//! cargo run --example client -- redis://10.0.0.5:7000/    # an address as the argument
+//! REDIS_URL=redis://:secret@127.0.0.1:6379/ cargo run --example client
+//! ```
 
 use std::time::Duration;
 
+/// The server's URL: the first argument, else `REDIS_URL`, else the default.
+fn server_url() -> String {
+    std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("REDIS_URL").ok())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379/".into())
+}
+
 #[tokio::main]
 async fn main() -> redis::RedisResult<()> {
-    let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    let url = server_url();
+    println!("connecting to {url}");
+    let client = redis::Client::open(url.as_str())?;
     // WAIT and the leaky bucket hold replies: allow the client to wait longer
     // than the longest WAIT you send (the crate's default is 500 ms).
     let config =
