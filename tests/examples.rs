@@ -28,7 +28,11 @@ async fn the_client_example_takes_its_address_from_an_argument_or_redis_url() {
         .unwrap();
     for out in [by_arg, by_env] {
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(text.contains(&format!("connecting to {url}")), "{text}");
         assert!(text.contains("allowed: "), "{text}");
         assert!(text.contains("with WAIT: [1, 20,"), "{text}");
