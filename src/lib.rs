@@ -12,8 +12,11 @@
 //!   [`slot_index`] is its per-shard hash index.
 //! - [`limiter`]: the six algorithms as pure functions of (state, params, now).
 //! - [`policy`]: named multi-rule policies, all or nothing.
-//! - [`wait`]: first-come-first-served queues for `WAIT`.
+//! - [`wait`]: first-come-first-served queues for `WAIT`; held replies counted.
 //! - [`clock`]: the injected time source.
+//! - [`snapshot`]: the snapshot file format; [`persistence`]: when it is
+//!   written and restored, and the data directory check at start.
+//! - [`reply`], [`error`]: replies and errors before they become RESP.
 //! - [`server`], [`config`], [`clients`], [`metrics`]: the process around them.
 
 pub mod clients;
