@@ -52,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
     let guard = clients.register("fuzz:1".into(), "fuzz:0".into());
     let mut session = Session::new(guard.meta.clone(), true);
     for line in data.split(|&b| b == b'\n').take(64) {
-        let mut words: Vec<&[u8]> = line.split(|&b| b == b' ').filter(|w| !w.is_empty()).collect();
+        let mut words: Vec<&[u8]> = line
+            .split(|&b| b == b' ')
+            .filter(|w| !w.is_empty())
+            .collect();
         if let Some(ms) = words
             .first()
             .and_then(|w| w.strip_prefix(b"+"))

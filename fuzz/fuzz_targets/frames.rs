@@ -50,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
     chunks.push(&input[from..]);
     let whole = decode(&[input]);
     let pieces = decode(&chunks);
-    assert_eq!(whole, pieces, "splitting at {chunks:?} changed the decoding");
+    assert_eq!(
+        whole, pieces,
+        "splitting at {chunks:?} changed the decoding"
+    );
     for r in &whole.0 {
         assert!(r.args().iter().all(|a| a.len() <= LIMITS.max_arg_bytes));
     }
