@@ -68,7 +68,8 @@ impl Text<'_> {
     }
 
     /// The key a span belongs to: the span itself when it is a key (an
-    /// unknown field), else the key before the nearest `=` on its left.
+    /// unknown field), else the key before the nearest `=` on its left on
+    /// the same line (none for a whole table, such as a missing field's).
     fn key_at(&self, span: Range<usize>) -> Option<String> {
         let is_key = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
         let own = self.0.get(span.clone()).unwrap_or("");
@@ -77,7 +78,9 @@ impl Text<'_> {
             return Some(own.to_string());
         }
         let before = self.0.get(..span.start)?;
-        let eq = before.rfind('=')?;
+        let eq = before
+            .rfind('=')
+            .filter(|&eq| !before[eq..].contains('\n'))?;
         let head = before[..eq].trim_end();
         let key: String = head.chars().rev().take_while(|&c| is_key(c)).collect();
         (!key.is_empty()).then(|| key.chars().rev().collect())

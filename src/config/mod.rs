@@ -374,6 +374,10 @@ mod tests {
                 "line 1, column 18, key sweep_interval: invalid sweep_interval '5x'",
             ),
             (
+                "port = 1\n[[policy]]\nname = \"a\"\n",
+                "line 2, column 1: missing field `rules`",
+            ),
+            (
                 "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"1s\", burst = 0 }]",
                 "line 3, column 66, key burst: burst must be from 1 to 1000000000000",
             ),
