@@ -8,6 +8,8 @@ use proptest::prelude::*;
 use tollgate::limiter::{
     Algorithm, MAX_COUNT, MAX_FILL_NS, MAX_WINDOW_NS, Params, Request, Retry, State, cell,
 };
+use tollgate::snapshot;
+use tollgate::store::Store;
 
 const MS: u64 = 1_000_000;
 const YEAR: u64 = 366 * 86_400_000 * MS;
@@ -202,6 +204,35 @@ proptest! {
             }
             (false, Retry::Never) => prop_assert!(look.cost > p.capacity()),
             (true, _) => prop_assert!(d.reset_after <= MAX_FILL_NS),
+        }
+    }
+
+    /// A store saved and restored at any point decides every later request
+    /// as the original does, for any accepted rule and time.
+    #[test]
+    fn snapshots_decide_identically_over_the_whole_range(
+        (p, start, steps) in scenario(),
+        later in prop::collection::vec((gap(YEAR), 0u64..=3), 1..20),
+    ) {
+        let store = Store::new();
+        let mut now = start;
+        for &(gap, cost) in &steps {
+            let Some(t) = now.checked_add(gap) else { break };
+            now = t;
+            store.check(b"k", &p, now, Request::take(cost)).unwrap();
+        }
+        let bytes = snapshot::encode(&store, &[], now);
+        let contents = snapshot::decode(&bytes, std::path::Path::new("s")).unwrap();
+        let restored = Store::new();
+        for (k, e) in contents.entries {
+            restored.insert_raw(k, e);
+        }
+        for (gap, cost) in later {
+            let Some(t) = now.checked_add(gap) else { break };
+            now = t;
+            let a = store.check(b"k", &p, now, Request::take(cost)).unwrap().decision;
+            let b = restored.check(b"k", &p, now, Request::take(cost)).unwrap().decision;
+            prop_assert_eq!(a, b);
         }
     }
 
