@@ -4,93 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
+use common::proc::{Proc, run_to_end};
 use common::scratch_dir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
-
-/// A running tollgate process and the address it listens on.
-struct Proc {
-    child: Child,
-    addr: String,
-    log: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    /// Starts the binary on a free port and waits until it listens.
-    fn start(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(["--port", "0"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, log) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        loop {
-            let line = log
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("tollgate did not start: {:?}", child.try_wait()));
-            if let Some(addr) = line.split("listening on ").nth(1) {
-                let addr = addr.trim().replace("0.0.0.0", "127.0.0.1");
-                return Proc { child, addr, log };
-            }
-        }
-    }
-
-    fn conn(&self) -> redis::Connection {
-        let client = redis::Client::open(format!("redis://{}/", self.addr)).unwrap();
-        client.get_connection().unwrap()
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{name}");
-    }
-
-    /// Waits for the process to end; answers whether it exited 0.
-    fn wait(mut self) -> bool {
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("tollgate did not stop");
-    }
-
-    /// Waits until a log line contains `text`.
-    fn wait_log(&self, text: &str) -> String {
-        loop {
-            let line = self
-                .log
-                .recv_timeout(Duration::from_secs(10))
-                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
-            if line.contains(text) {
-                return line;
-            }
-        }
-    }
-}
 
 fn cmd<T: redis::FromRedisValue>(c: &mut redis::Connection, words: &str) -> T {
     let words: Vec<&str> = words.split_whitespace().collect();
@@ -99,15 +16,6 @@ fn cmd<T: redis::FromRedisValue>(c: &mut redis::Connection, words: &str) -> T {
         cmd.arg(*w);
     }
     cmd.query(c).unwrap()
-}
-
-/// Runs the binary to completion; answers (success, stderr).
-fn run_to_end(args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn dir_arg(dir: &Path) -> String {

@@ -5,105 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
+use common::proc::{Proc, run_to_end};
 use common::scratch_dir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
-
-/// A running server, its port, and its log lines (those before it listened too).
-struct Server {
-    child: Child,
-    port: String,
-    early: Vec<String>,
-    log: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["--port", "0"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let (tx, log) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut early = Vec::new();
-        loop {
-            let Ok(line) = log.recv_timeout(Duration::from_secs(20)) else {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!("tollgate did not start: {status:?}");
-            };
-            if let Some(addr) = line.split("listening on ").nth(1) {
-                let port = addr.trim().rsplit(':').next().unwrap().to_string();
-                return Server {
-                    child,
-                    port,
-                    early,
-                    log,
-                };
-            }
-            early.push(line);
-        }
-    }
-
-    fn wait_log(&self, text: &str) -> String {
-        loop {
-            let line = self
-                .log
-                .recv_timeout(Duration::from_secs(10))
-                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
-            if line.contains(text) {
-                return line;
-            }
-        }
-    }
-
-    fn hangup(&self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs the binary to its end; answers (success, stderr).
-fn run_to_end(args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("TOLLGATE_REQUIREPASS")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn path(p: &std::path::Path) -> String {
     p.display().to_string()
@@ -119,7 +22,7 @@ fn the_start_up_line_says_what_runs() {
     )
     .unwrap();
     // A relative data directory is reported as an absolute path.
-    let s = Server::start(&[
+    let s = Proc::start(&[
         "--config",
         &path(&config),
         "--data-dir",
@@ -181,7 +84,7 @@ fn an_unwritable_data_dir_stops_the_start_unless_snapshots_are_off() {
     );
     let config = dir.join("off.toml");
     std::fs::write(&config, "snapshots = false\n").unwrap();
-    let s = Server::start(&["--data-dir", &data, "--config", &path(&config)]);
+    let s = Proc::start(&["--data-dir", &data, "--config", &path(&config)]);
     assert!(
         s.early.iter().any(|l| l.contains("snapshot off")),
         "{:?}",
@@ -193,9 +96,10 @@ fn an_unwritable_data_dir_stops_the_start_unless_snapshots_are_off() {
 fn the_healthcheck_uses_the_password_and_says_what_the_server_said() {
     let data = path(&scratch_dir());
     let password = "p w\"x'$"; // spaces and quotes travel as RESP bulk strings
-    let s = Server::start(&["--data-dir", &data, "--requirepass", password]);
+    let s = Proc::start(&["--data-dir", &data, "--requirepass", password]);
+    let port = s.port();
     let check = |pass: Option<&str>| {
-        let mut args = vec!["--healthcheck", "--port", &s.port];
+        let mut args = vec!["--healthcheck", "--port", &port];
         if let Some(p) = pass {
             args.extend(["--requirepass", p]);
         }
@@ -229,8 +133,8 @@ fn sighup_says_what_changed_and_what_needs_a_restart() {
         policy("keep", 1) + &policy("gone", 1) + &policy("edit", 1),
     )
     .unwrap();
-    let s = Server::start(&["--data-dir", &path(&dir), "--config", &path(&config)]);
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", s.port)).unwrap();
+    let s = Proc::start(&["--data-dir", &path(&dir), "--config", &path(&config)]);
+    let client = redis::Client::open(format!("redis://{}/", s.addr)).unwrap();
     let mut c = client.get_connection().unwrap();
     let _: String = redis::cmd("LIMIT.POLICY")
         .arg(&["SET", "mine", "gcra", "5", "1s"][..])
@@ -239,7 +143,7 @@ fn sighup_says_what_changed_and_what_needs_a_restart() {
 
     let text = policy("keep", 1) + &policy("edit", 2) + &policy("new", 1) + &policy("mine", 1);
     std::fs::write(&config, format!("max_clients = 7\nthreads = 1\n{text}")).unwrap();
-    s.hangup();
+    s.signal("HUP");
     let line = s.wait_log("SIGHUP: reloaded 4 policies");
     assert!(
         line.ends_with("from the config file: added new, mine; changed edit; removed gone"),
@@ -256,7 +160,7 @@ fn sighup_says_what_changed_and_what_needs_a_restart() {
         "{line}"
     );
 
-    s.hangup();
+    s.signal("HUP");
     let line = s.wait_log("SIGHUP: reloaded 4 policies");
     assert!(line.ends_with("no policy changed"), "{line}");
 }

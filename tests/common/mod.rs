@@ -1,6 +1,8 @@
 //! A tollgate server on 127.0.0.1:0 for one test, with a manual or real clock.
 #![allow(dead_code)]
 
+pub mod proc;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
