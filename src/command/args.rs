@@ -18,6 +18,7 @@ impl<'a> Args<'a> {
     }
 
     /// The next argument, if any.
+    #[inline]
     pub fn next_arg(&mut self) -> Option<&'a [u8]> {
         let item = *self.items.get(self.pos)?;
         self.pos += 1;
@@ -25,6 +26,7 @@ impl<'a> Args<'a> {
     }
 
     /// The next argument, or a syntax error.
+    #[inline]
     pub fn required(&mut self) -> Result<&'a [u8], CmdError> {
         self.next_arg().ok_or(CmdError::Syntax)
     }

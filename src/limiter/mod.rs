@@ -133,9 +133,15 @@ impl Params {
         }
     }
 
-    /// Whether the rule refills within [`MAX_FILL_NS`].
+    /// Whether the rule refills within [`MAX_FILL_NS`]: `BURST × window ≤
+    /// MAX_FILL_NS × limit`, which is `fill_ns() ≤ MAX_FILL_NS` without the
+    /// division (every check's rule is tested).
     pub fn fill_in_range(&self) -> bool {
-        self.fill_ns() <= u128::from(MAX_FILL_NS)
+        if !self.algorithm.uses_burst() {
+            return true; // the window, at most 366 days
+        }
+        let units = u128::from(self.burst) * u128::from(self.window);
+        units <= u128::from(MAX_FILL_NS) * u128::from(self.limit)
     }
 
     /// The capacity reported as `limit` in replies.
@@ -440,16 +446,30 @@ impl ScaledTime {
         (t.ns() <= MAX_TIME_NS).then_some(t)
     }
 
+    /// The high 24 bits of the whole nanoseconds (0 before 2554).
+    fn ns_high(self) -> u64 {
+        self.hi >> FRAC_BITS
+    }
+
     /// The first whole nanosecond at or after this time, as the clock counts
     /// them (`u64::MAX` for a time past the clock's end).
     pub fn ceil_ns(self) -> u64 {
-        sat_u64(self.ns() + u128::from(self.frac() > 0))
+        if self.ns_high() == 0 {
+            self.lo.saturating_add(u64::from(self.frac() > 0))
+        } else {
+            u64::MAX
+        }
     }
 
-    /// The time in units of `1/limit` ns.
+    /// The time in units of `1/limit` ns. One 64 x 64-bit multiplication
+    /// before 2554, a second one after.
     pub(crate) fn scaled(self, limit: u64) -> u128 {
         let frac = self.frac().min(limit.saturating_sub(1));
-        self.ns() * u128::from(limit) + u128::from(frac)
+        let low = u128::from(self.lo) * u128::from(limit) + u128::from(frac);
+        match self.ns_high() {
+            0 => low,
+            high => low + ((u128::from(high) * u128::from(limit)) << 64),
+        }
     }
 
     /// This time moved on by `delta` units of `1/limit` ns. In 64-bit
@@ -458,7 +478,14 @@ impl ScaledTime {
         let limit = limit.max(1);
         let frac = u128::from(self.frac().min(limit - 1)) + delta;
         match u64::try_from(frac) {
-            Ok(frac) => ScaledTime::new(self.ns() + u128::from(frac / limit), frac % limit),
+            Ok(frac) => {
+                let (lo, carry) = self.lo.overflowing_add(frac / limit);
+                let high = self.ns_high() + u64::from(carry);
+                ScaledTime {
+                    lo,
+                    hi: (high << FRAC_BITS) | (frac % limit),
+                }
+            }
             Err(_) => ScaledTime::from_scaled(self.scaled(limit) + delta, limit),
         }
     }
@@ -528,6 +555,9 @@ mod tests {
             (1_767_225_600_000_000_000, 2, 999, 3),
             (5, 4, u128::from(u64::MAX) * 4, 7),
             (u128::from(u64::MAX) + 3, 6, 1 << 70, 1_000_000_000_000),
+            // Crossing 2^64 ns on the 64-bit path: the carry reaches the high bits.
+            (u128::from(u64::MAX) - 1, 3, 5 * 7, 7),
+            ((1u128 << 70) + 9, 1, 12, 4),
         ];
         for (ns, frac, delta, limit) in cases {
             let t = ScaledTime::new(ns, frac);
@@ -556,6 +586,31 @@ mod tests {
         assert_eq!(late.ceil_ns(), u64::MAX);
         let scaled = late.scaled(1_000_000_000_000);
         assert_eq!(ScaledTime::from_scaled(scaled, 1_000_000_000_000), late);
+    }
+
+    #[test]
+    fn the_refill_bound_is_exact_at_its_edge() {
+        let mut p = Params::new(Algorithm::Gcra, 1, MAX_WINDOW_NS);
+        p.burst = 500;
+        assert!(p.fill_in_range());
+        assert_eq!(p.fill_ns(), u128::from(MAX_FILL_NS));
+        p.burst = 501;
+        assert!(!p.fill_in_range());
+        // One ns over the bound after rounding up: 3 per 1 ms, a burst whose
+        // refill is MAX_FILL_NS + 1/3 ns.
+        let mut q = Params::new(Algorithm::TokenBucket, 3, NANOS_PER_MS);
+        q.burst = 3 * (MAX_FILL_NS / NANOS_PER_MS);
+        assert!(q.fill_in_range());
+        q.burst += 1;
+        assert!(!q.fill_in_range());
+        assert!(q.fill_ns() > u128::from(MAX_FILL_NS));
+        for a in [
+            Algorithm::FixedWindow,
+            Algorithm::SlidingLog,
+            Algorithm::SlidingWindow,
+        ] {
+            assert!(Params::new(a, 1, MAX_WINDOW_NS).fill_in_range());
+        }
     }
 
     #[test]
