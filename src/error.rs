@@ -1,6 +1,7 @@
 //! Command errors and the one place that turns them into Redis's words.
 
 use crate::store::WrongType;
+pub use crate::text::printable;
 
 /// Every way a command can fail. `Display` is the exact error line sent to
 /// the client.
@@ -53,14 +54,4 @@ impl CmdError {
     pub fn invalid(msg: impl Into<String>) -> CmdError {
         CmdError::Invalid(msg.into())
     }
-}
-
-/// Client bytes made safe to quote in an error line: at most 128 bytes,
-/// no control characters.
-pub fn printable(bytes: &[u8]) -> String {
-    let cut = &bytes[..bytes.len().min(128)];
-    String::from_utf8_lossy(cut)
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }

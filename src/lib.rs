@@ -16,7 +16,8 @@
 //! - [`clock`]: the injected time source.
 //! - [`snapshot`]: the snapshot file format; [`persistence`]: when it is
 //!   written and restored, and the data directory check at start.
-//! - [`reply`], [`error`]: replies and errors before they become RESP.
+//! - [`reply`], [`error`]: replies and errors before they become RESP;
+//!   [`text`]: client bytes made safe to quote.
 //! - [`server`], [`config`], [`clients`], [`metrics`]: the process around them.
 
 pub mod clients;
@@ -34,4 +35,5 @@ pub mod server;
 pub mod slot_index;
 pub mod snapshot;
 pub mod store;
+pub mod text;
 pub mod wait;

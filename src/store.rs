@@ -574,7 +574,7 @@ impl Store {
                 };
                 if state.algorithm() != params.algorithm {
                     return Err(WrongType {
-                        key: crate::error::printable(key),
+                        key: crate::text::printable(key),
                         held: state.algorithm().name(),
                         wanted: params.algorithm.name(),
                     });
