@@ -167,7 +167,7 @@ fn header_int(buf: &[u8], start: usize, what: &str) -> Result<Option<(i64, usize
     if rest.len() < cr + 2 {
         return Ok(None);
     }
-    let n = crate::command::args::ascii_i64(&rest[..cr])
+    let n = crate::text::ascii_i64(&rest[..cr])
         .filter(|_| rest[cr + 1] == b'\n')
         .ok_or_else(|| protocol_error(format!("invalid {what} length")))?;
     Ok(Some((n, start + cr + 2)))

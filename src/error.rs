@@ -1,5 +1,6 @@
 //! Command errors and the one place that turns them into Redis's words.
 
+use crate::limiter::rule::RuleError;
 use crate::store::WrongType;
 pub use crate::text::printable;
 
@@ -31,6 +32,17 @@ pub enum CmdError {
     /// A complete error line with its own code word (EXECABORT, ...).
     #[error("{0}")]
     Line(String),
+}
+
+impl From<RuleError> for CmdError {
+    /// A rule's words refused: Redis's `syntax error` for an option that does
+    /// not apply, else our own line naming the bad argument.
+    fn from(e: RuleError) -> CmdError {
+        match e {
+            RuleError::NotApplicable => CmdError::Syntax,
+            e => CmdError::Invalid(e.to_string()),
+        }
+    }
 }
 
 impl CmdError {

@@ -16,12 +16,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::{Instant, sleep, sleep_until};
 
-use super::args::{Args, is, parse_count, parse_duration};
+use super::args::{Args, is};
 use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
-use crate::limiter::{
-    Algorithm, Decision, MAX_BUCKETS, MAX_FILL_TEXT, Params, Request, Retry, ScaledTime, State,
+use crate::limiter::rule::{
+    build_params, parse_algorithm, parse_buckets, parse_count, parse_duration, valid_policy_name,
 };
+use crate::limiter::{Algorithm, Decision, Params, Request, Retry, ScaledTime, State};
 use crate::metrics::{self, Metrics};
 use crate::policy::Policy;
 use crate::reply::Reply;
@@ -44,61 +45,6 @@ struct CheckCmd<K> {
     cost: u64,
     dry_run: bool,
     wait: Option<u64>,
-}
-
-/// Builds validated parameters from a rule's words.
-pub fn build_params(
-    algorithm: Algorithm,
-    limit: u64,
-    window: u64,
-    burst: Option<u64>,
-    buckets: Option<u32>,
-) -> Result<Params, CmdError> {
-    let mut params = Params::new(algorithm, limit, window);
-    if let Some(burst) = burst {
-        if !algorithm.uses_burst() {
-            return Err(CmdError::Syntax);
-        }
-        params.burst = burst;
-    }
-    if let Some(buckets) = buckets {
-        if !algorithm.uses_buckets() {
-            return Err(CmdError::Syntax);
-        }
-        params.buckets = buckets;
-    }
-    if !params.fill_in_range() {
-        return Err(CmdError::invalid(format!(
-            "invalid rule: refilling from empty (BURST * window / limit) would take more than {MAX_FILL_TEXT}"
-        )));
-    }
-    Ok(params)
-}
-
-/// Parses an algorithm name.
-pub fn parse_algorithm(arg: &[u8]) -> Result<Algorithm, CmdError> {
-    Algorithm::parse(arg).ok_or_else(|| {
-        let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
-        CmdError::invalid(format!(
-            "unknown algorithm '{}': expected one of {}",
-            printable(arg),
-            names.join(", ")
-        ))
-    })
-}
-
-/// Parses `BUCKETS n`'s value.
-pub fn parse_buckets(arg: &[u8]) -> Result<u32, CmdError> {
-    super::args::parse_i64(arg)
-        .ok()
-        .and_then(|n| u32::try_from(n).ok())
-        .filter(|n| (1..=MAX_BUCKETS).contains(n))
-        .ok_or_else(|| {
-            CmdError::invalid(format!(
-                "invalid buckets '{}': expected an integer from 1 to {MAX_BUCKETS}",
-                printable(arg)
-            ))
-        })
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T) -> Result<(), CmdError> {
@@ -470,19 +416,6 @@ fn parse_rules(args: &mut Args<'_>) -> Result<Vec<Params>, CmdError> {
         rules.push(build_params(algorithm, limit, window, burst, buckets)?);
     }
     Ok(rules)
-}
-
-/// Checks a policy name: printable text without spaces, at most 128 bytes.
-pub fn valid_policy_name(name: &str) -> Result<(), CmdError> {
-    let ok = !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_graphic());
-    if ok {
-        Ok(())
-    } else {
-        Err(CmdError::invalid(format!(
-            "invalid policy name '{}': expected 1 to 128 printable characters without spaces",
-            printable(name.as_bytes())
-        )))
-    }
 }
 
 const POLICY_HELP: &[&str] = &[

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Config, valid_log_level};
-use crate::command::args::parse_duration;
-use crate::command::limit::{build_params, parse_algorithm, valid_policy_name};
-use crate::error::CmdError;
+use crate::limiter::rule::{
+    RuleError, build_params, parse_algorithm, parse_duration, valid_policy_name,
+};
 use crate::limiter::{MAX_BUCKETS, MAX_COUNT};
 use crate::policy::Policy;
 
@@ -87,12 +87,6 @@ impl Text<'_> {
     }
 }
 
-/// A command-layer error as config text (without Redis's `ERR `).
-fn plain(e: &CmdError) -> String {
-    let line = e.to_string();
-    line.strip_prefix("ERR ").unwrap_or(&line).to_string()
-}
-
 fn positive(text: &Text, value: Option<Spanned<usize>>, default: usize) -> Result<usize, String> {
     match value {
         None => Ok(default),
@@ -101,10 +95,10 @@ fn positive(text: &Text, value: Option<Spanned<usize>>, default: usize) -> Resul
     }
 }
 
-fn duration_ms(text: &Text, name: &str, value: &Spanned<String>) -> Result<u64, String> {
+fn duration_ms(text: &Text, name: &'static str, value: &Spanned<String>) -> Result<u64, String> {
     parse_duration(name, value.get_ref().as_bytes())
         .map(|ns| ns / crate::clock::NANOS_PER_MS)
-        .map_err(|e| text.error(value.span(), plain(&e)))
+        .map_err(|e| text.error(value.span(), e))
 }
 
 /// Parses and validates TOML text on top of the defaults.
@@ -164,7 +158,7 @@ fn count(t: &Text, name: &str, v: &Spanned<u64>) -> Result<u64, String> {
 
 fn file_policy(t: &Text, p: FilePolicy) -> Result<Policy, String> {
     let name = p.name.get_ref().clone();
-    valid_policy_name(&name).map_err(|e| t.error(p.name.span(), plain(&e)))?;
+    valid_policy_name(&name).map_err(|e| t.error(p.name.span(), e))?;
     if p.rules.get_ref().is_empty() {
         return Err(t.error(p.rules.span(), format!("policy '{name}' has no rules")));
     }
@@ -175,7 +169,7 @@ fn file_policy(t: &Text, p: FilePolicy) -> Result<Policy, String> {
         let in_policy =
             |span: Range<usize>, why: String| t.error(span, format!("policy '{name}': {why}"));
         let algorithm = parse_algorithm(r.algorithm.get_ref().as_bytes())
-            .map_err(|e| in_policy(r.algorithm.span(), plain(&e)))?;
+            .map_err(|e| in_policy(r.algorithm.span(), e.to_string()))?;
         let limit = count(t, "limit", &r.limit)?;
         let burst = r.burst.as_ref().map(|b| count(t, "burst", b)).transpose()?;
         let buckets = match &r.buckets {
@@ -188,14 +182,9 @@ fn file_policy(t: &Text, p: FilePolicy) -> Result<Policy, String> {
             b => b.as_ref().map(|b| *b.get_ref()),
         };
         let window = parse_duration("window", r.window.get_ref().as_bytes())
-            .map_err(|e| in_policy(r.window.span(), plain(&e)))?;
-        let params = build_params(algorithm, limit, window, burst, buckets).map_err(|e| match e {
-            CmdError::Syntax => in_policy(
-                span.clone(),
-                "burst applies to token_bucket, leaky_bucket and gcra; buckets to sliding_window".into(),
-            ),
-            e => in_policy(span.clone(), plain(&e)),
-        })?;
+            .map_err(|e| in_policy(r.window.span(), e.to_string()))?;
+        let params = build_params(algorithm, limit, window, burst, buckets)
+            .map_err(|e: RuleError| in_policy(span.clone(), e.to_string()))?;
         rules.push(params);
     }
     Ok(Policy {
