@@ -1,8 +1,10 @@
 //! The registry of connected clients, behind `CLIENT LIST` and `INFO clients`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Instant;
 
 /// What the server knows of one connection.
@@ -21,12 +23,7 @@ pub struct ClientMeta {
 impl ClientMeta {
     /// The line `CLIENT LIST` and `CLIENT INFO` show, in Redis's field format.
     pub fn info_line(&self) -> String {
-        let get = |m: &Mutex<Option<String>>| {
-            m.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-                .unwrap_or_default()
-        };
+        let get = |m: &Mutex<Option<String>>| m.lock().clone().unwrap_or_default();
         format!(
             "id={} addr={} laddr={} fd=-1 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=NULL user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -77,8 +74,8 @@ impl Clients {
         self.lock().values().cloned().collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ClientMeta>>> {
-        self.by_id.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<ClientMeta>>> {
+        self.by_id.lock()
     }
 }
 

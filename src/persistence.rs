@@ -4,8 +4,10 @@
 //! and writing run on a blocking thread, so the server keeps answering.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
@@ -87,7 +89,7 @@ impl Persistence {
             in_progress: self.in_progress(),
             last_save: self.last_save(),
             last_ok: self.last_ok.load(Ordering::Relaxed),
-            last_error: lock(&self.last_error).clone(),
+            last_error: self.last_error.lock().clone(),
             saves: self.saves.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             last_duration_ms: self.last_duration_ms.load(Ordering::Relaxed),
@@ -95,14 +97,10 @@ impl Persistence {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Writes a snapshot now (blocking: call from a blocking thread).
 pub fn save_blocking(shared: &Shared) -> Result<(), String> {
     let p = &shared.persistence;
-    let _writer = lock(&p.writer);
+    let _writer = p.writer.lock();
     p.in_progress.store(true, Ordering::Relaxed);
     let started = Instant::now();
     // Clear the flags first: a change made while we copy marks them again.
@@ -117,7 +115,7 @@ pub fn save_blocking(shared: &Shared) -> Result<(), String> {
         Ok(()) => {
             p.last_save.store(now / 1_000_000_000, Ordering::Relaxed);
             p.last_ok.store(true, Ordering::Relaxed);
-            *lock(&p.last_error) = None;
+            *p.last_error.lock() = None;
             p.saves.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
                 bytes = bytes.len(),
@@ -130,7 +128,7 @@ pub fn save_blocking(shared: &Shared) -> Result<(), String> {
                 p.pending.store(true, Ordering::Relaxed);
             }
             p.last_ok.store(false, Ordering::Relaxed);
-            *lock(&p.last_error) = Some(e.clone());
+            *p.last_error.lock() = Some(e.clone());
             p.failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!("cannot write the snapshot: {e}");
         }

@@ -4,7 +4,9 @@
 //! so one lock covers the whole check: either every rule consumes or none does.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::limiter::{Decision, Params, Request, Retry, State};
 
@@ -126,12 +128,12 @@ impl Policies {
         changes
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Policy>>> {
-        self.by_name.read().unwrap_or_else(|e| e.into_inner())
+    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Policy>>> {
+        self.by_name.read()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Policy>>> {
-        self.by_name.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<Policy>>> {
+        self.by_name.write()
     }
 }
 

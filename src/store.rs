@@ -15,11 +15,11 @@
 //! touched and by [`Store::sweep`]. When it is fresh follows from the state
 //! and the numbers it was last changed under, so no time is stored for it.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::cell::RefCell;
 use std::hash::BuildHasher;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use crate::limiter::{Algorithm, Decision, MAX_BUCKETS, Params, Request, ScaledTime, State};
 use crate::policy::{self, Policy};
@@ -330,7 +330,7 @@ impl Drop for Locked<'_> {
 impl PaddedShard {
     fn lock(&self) -> Locked<'_> {
         Locked {
-            guard: self.shard.lock().unwrap_or_else(|e| e.into_inner()),
+            guard: self.shard.lock(),
             pad: self,
         }
     }
@@ -448,7 +448,7 @@ impl Store {
         }
         let mut heap = false;
         for &hash in &hashes {
-            let Ok(shard) = self.shard_of(hash).shard.try_lock() else {
+            let Some(shard) = self.shard_of(hash).shard.try_lock() else {
                 continue;
             };
             if let Some(i) = shard.index.candidate(hash) {
@@ -462,7 +462,7 @@ impl Store {
         // Logs and bucket lists live behind a pointer in the slot: with the
         // slots arriving, fetch the lines of each that a check reads.
         for &hash in &hashes {
-            let Ok(shard) = self.shard_of(hash).shard.try_lock() else {
+            let Some(shard) = self.shard_of(hash).shard.try_lock() else {
                 continue;
             };
             let Some(slot) = shard.index.candidate(hash).and_then(|i| shard.slots.get(i)) else {

@@ -10,8 +10,10 @@
 //! a [`Hold`] and counts among the blocked clients.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
@@ -75,8 +77,8 @@ impl WaitQueues {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, KeyQueue>> {
-        self.by_key.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, HashMap<Box<[u8]>, KeyQueue>> {
+        self.by_key.lock()
     }
 }
 

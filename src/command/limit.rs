@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use scopeguard::ScopeGuard;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::args::{Args, is};
@@ -197,22 +198,26 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         if decision.delay == 0 || !ctx.blocking {
             return Ok(reply.into());
         }
-        let give_back = match (&cmd.target, leaky_end) {
-            (Target::Inline(params), Some(end)) => Some(GiveBack {
-                shared: shared.clone(),
-                key: Bytes::copy_from_slice(cmd.key),
-                params: *params,
-                end,
-                cost: cmd.cost,
-                armed: true,
-            }),
+        // The slot is given back if the caller leaves before its turn (the
+        // guard is dropped with the reply future), and kept once it is sent.
+        let slot = match (&cmd.target, leaky_end) {
+            (Target::Inline(params), Some(end)) => Some(scopeguard::guard(
+                HeldSlot {
+                    shared: shared.clone(),
+                    key: Bytes::copy_from_slice(cmd.key),
+                    params: *params,
+                    end,
+                    cost: cmd.cost,
+                },
+                HeldSlot::give_back,
+            )),
             _ => None,
         };
         let hold = shared.waits.hold();
         return Ok(Outcome::Later(Box::pin(async move {
             sleep(Duration::from_nanos(decision.delay)).await;
-            if let Some(g) = give_back {
-                g.disarm();
+            if let Some(slot) = slot {
+                ScopeGuard::into_inner(slot);
             }
             drop(hold);
             reply
@@ -226,32 +231,22 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     }
 }
 
-/// Gives back an admitted leaky bucket request's slot if the caller leaves
-/// before its turn (dropped before `disarm`).
-struct GiveBack {
+/// An admitted leaky bucket request's place in the queue, while its reply
+/// is held for its turn.
+struct HeldSlot {
     shared: Arc<Shared>,
     key: Bytes,
     params: Params,
     end: ScaledTime,
     cost: u64,
-    armed: bool,
 }
 
-impl GiveBack {
-    /// The caller got its reply: keep the slot. Everything the guard owns is
-    /// dropped as usual.
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for GiveBack {
-    fn drop(&mut self) {
-        if self.armed {
-            self.shared
-                .store
-                .give_back_leaky(&self.key, &self.params, self.end, self.cost);
-        }
+impl HeldSlot {
+    /// Gives the place back (only if it is still the queue's tail).
+    fn give_back(self) {
+        self.shared
+            .store
+            .give_back_leaky(&self.key, &self.params, self.end, self.cost);
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
+use subtle::ConstantTimeEq;
+
 use super::args::{Args, is, parse_i64};
 use super::{Ctx, Outcome, dispatch};
 use crate::error::{CmdError, printable};
@@ -15,7 +17,9 @@ fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdEr
     let ok = match &ctx.shared.config.requirepass {
         // The default user has no password: any password is accepted.
         None => user == b"default",
-        Some(expected) => user == b"default" && constant_time_eq(pass, expected.as_bytes()),
+        // Compared in constant time (for equal lengths), so the reply's timing
+        // tells nothing of how much of a guess was right.
+        Some(expected) => user == b"default" && bool::from(pass.ct_eq(expected.as_bytes())),
     };
     if ok {
         ctx.session.authenticated = true;
@@ -23,10 +27,6 @@ fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdEr
     } else {
         Err(CmdError::WrongPass)
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `AUTH [username] password`.
@@ -81,7 +81,7 @@ pub fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         return Err(CmdError::Line("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
     }
     if let Some(name) = name {
-        *lock(&ctx.session.client.name) = name;
+        *ctx.session.client.name.lock() = name;
     }
     ctx.session.protocol = protocol;
     ctx.session.client.resp.store(protocol, Ordering::Relaxed);
@@ -110,7 +110,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     s.protocol = 2;
     s.client.resp.store(2, Ordering::Relaxed);
     s.authenticated = ctx.shared.config.requirepass.is_none();
-    *lock(&s.client.name) = None;
+    *s.client.name.lock() = None;
     Ok(Reply::Simple("RESET").into())
 }
 
@@ -120,10 +120,6 @@ pub fn select(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         0 => Ok(Reply::OK.into()),
         _ => Err(CmdError::Line("ERR DB index is out of range".into())),
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A client name: printable, no spaces; empty clears the name.
@@ -179,11 +175,11 @@ pub fn client(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         Reply::Int(me.id as i64)
     } else if is(sub, "SETNAME") {
         arity(3)?;
-        *lock(&me.name) = valid_client_name(argv[2])?;
+        *me.name.lock() = valid_client_name(argv[2])?;
         Reply::OK
     } else if is(sub, "GETNAME") {
         arity(2)?;
-        match lock(&me.name).as_deref() {
+        match me.name.lock().as_deref() {
             Some(n) => Reply::text(n),
             None => Reply::Null,
         }
@@ -197,9 +193,9 @@ pub fn client(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             ));
         }
         if is(argv[2], "LIB-NAME") {
-            *lock(&me.lib_name) = Some(value);
+            *me.lib_name.lock() = Some(value);
         } else if is(argv[2], "LIB-VER") {
-            *lock(&me.lib_ver) = Some(value);
+            *me.lib_ver.lock() = Some(value);
         } else {
             return Err(CmdError::Line(format!(
                 "ERR Unrecognized option '{}'",
