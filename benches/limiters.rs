@@ -119,5 +119,79 @@ fn store(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, algorithm_steps, sliding_window_buckets, store);
+/// The store against a `DashMap` doing the same checks on the same keys:
+/// the figure that keeps our own map justified (64-byte slots, batch
+/// prefetch, 4-byte index entries).
+fn store_vs_dashmap(c: &mut Criterion) {
+    let keys: Vec<Vec<u8>> = (0..100_000)
+        .map(|i| format!("key:{i:012}").into_bytes())
+        .collect();
+    let p = Params::new(Algorithm::TokenBucket, 100, 60_000 * MS);
+    let mut group = c.benchmark_group("store_vs_dashmap/check_100k_keys");
+    let store = Store::new();
+    let mut i = 0usize;
+    group.bench_function("store", |b| {
+        b.iter(|| {
+            i = (i + 7_919) % keys.len();
+            black_box(store.check(&keys[i], &p, T0, Request::take(1)).unwrap())
+        })
+    });
+    let map: dashmap::DashMap<Box<[u8]>, State> = dashmap::DashMap::new();
+    let mut i = 0usize;
+    group.bench_function("dashmap", |b| {
+        b.iter(|| {
+            i = (i + 7_919) % keys.len();
+            let key = &keys[i][..];
+            let decision = match map.get_mut(key) {
+                Some(mut state) => state.check(&p, T0, Request::take(1)),
+                None => {
+                    let mut state = State::fresh(&p);
+                    let d = state.check(&p, T0, Request::take(1));
+                    map.insert(key.into(), state);
+                    d
+                }
+            };
+            black_box(decision)
+        })
+    });
+    group.finish();
+
+    // A pipelined batch of 16, as a connection runs it: the store fetches the
+    // batch's index lines and slots first; DashMap has no such call.
+    let mut group = c.benchmark_group("store_vs_dashmap/batch16_100k_keys");
+    let mut i = 0usize;
+    let mut batch = |i: &mut usize| -> [&[u8]; 16] {
+        std::array::from_fn(|_| {
+            *i = (*i + 7_919) % keys.len();
+            &keys[*i][..]
+        })
+    };
+    group.bench_function("store_prefetched", |b| {
+        b.iter(|| {
+            let keys = batch(&mut i);
+            store.prefetch(&keys);
+            for key in keys {
+                black_box(store.check(key, &p, T0, Request::take(1)).unwrap());
+            }
+        })
+    });
+    group.bench_function("dashmap", |b| {
+        b.iter(|| {
+            for key in batch(&mut i) {
+                if let Some(mut state) = map.get_mut(key) {
+                    black_box(state.check(&p, T0, Request::take(1)));
+                }
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    algorithm_steps,
+    sliding_window_buckets,
+    store,
+    store_vs_dashmap
+);
 criterion_main!(benches);
