@@ -160,7 +160,7 @@ fn store_vs_dashmap(c: &mut Criterion) {
     // batch's index lines and slots first; DashMap has no such call.
     let mut group = c.benchmark_group("store_vs_dashmap/batch16_100k_keys");
     let mut i = 0usize;
-    let mut batch = |i: &mut usize| -> [&[u8]; 16] {
+    let batch = |i: &mut usize| -> [&[u8]; 16] {
         std::array::from_fn(|_| {
             *i = (*i + 7_919) % keys.len();
             &keys[*i][..]
