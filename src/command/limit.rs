@@ -11,11 +11,9 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use scopeguard::ScopeGuard;
-use tokio::time::{Instant, sleep, sleep_until};
 
 use super::args::{Args, is};
 use super::{Ctx, Outcome};
@@ -192,7 +190,8 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             wait,
         ))));
     }
-    let (decision, leaky_end) = run_check(shared, &cmd.target, cmd.key, request, ctx.now())?;
+    let now = ctx.now();
+    let (decision, leaky_end) = run_check(shared, &cmd.target, cmd.key, request, now)?;
     if decision.allowed {
         let reply = answer(shared, &cmd.target, &decision);
         if decision.delay == 0 || !ctx.blocking {
@@ -214,8 +213,9 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             _ => None,
         };
         let hold = shared.waits.hold();
+        let turn = shared.clock.sleep_until(now.saturating_add(decision.delay));
         return Ok(Outcome::Later(Box::pin(async move {
-            sleep(Duration::from_nanos(decision.delay)).await;
+            turn.await;
             if let Some(slot) = slot {
                 ScopeGuard::into_inner(slot);
             }
@@ -257,7 +257,8 @@ async fn wait_in_queue(
     request: Request,
     wait: u64,
 ) -> Reply {
-    let deadline = Instant::now() + Duration::from_nanos(wait);
+    let clock = &shared.clock;
+    let deadline = clock.now().saturating_add(wait);
     let mut map_key = Vec::new();
     let scope = match &cmd.target {
         Target::Inline(_) => Scope::Inline,
@@ -273,7 +274,7 @@ async fn wait_in_queue(
         if !ticket.is_head() {
             tokio::select! {
                 _ = &mut notified => continue,
-                _ = sleep_until(deadline) => {
+                _ = clock.sleep_until(deadline) => {
                     // Out of time behind others: one last try of its own.
                     drop(ticket);
                     return match run_check(&shared, &cmd.target, &cmd.key, request, shared.clock.now()) {
@@ -283,26 +284,26 @@ async fn wait_in_queue(
                 }
             }
         }
-        let decision = match run_check(&shared, &cmd.target, &cmd.key, request, shared.clock.now())
-        {
+        let now = clock.now();
+        let decision = match run_check(&shared, &cmd.target, &cmd.key, request, now) {
             Ok((d, _)) => d,
             Err(e) => return e.into(),
         };
         if decision.allowed {
             drop(ticket);
             if decision.delay > 0 {
-                sleep(Duration::from_nanos(decision.delay)).await;
+                clock.sleep_until(now.saturating_add(decision.delay)).await;
             }
             return answer(&shared, &cmd.target, &decision);
         }
         let Retry::After(ns) = decision.retry else {
             return answer(&shared, &cmd.target, &decision);
         };
-        let wake = Instant::now() + Duration::from_nanos(ns);
+        let wake = now.saturating_add(ns);
         if wake > deadline {
             return answer(&shared, &cmd.target, &decision);
         }
-        sleep_until(wake).await;
+        clock.sleep_until(wake).await;
     }
 }
 
