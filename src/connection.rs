@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::clients::ClientGuard;
 use crate::command::{Ctx, Outcome, Pending, Session, dispatch, prefetch_key};
 use crate::reply::Reply;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Most arguments in one request (as Redis).
 const MAX_MULTIBULK: i64 = 1024 * 1024;

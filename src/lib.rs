@@ -15,9 +15,12 @@
 //! - [`wait`]: first-come-first-served queues for `WAIT`; held replies counted.
 //! - [`clock`]: the injected time source.
 //! - [`snapshot`]: the snapshot file format; [`persistence`]: when it is
-//!   written and restored, and the data directory check at start.
+//!   written and restored, and the data directory check at start
+//!   ([`persistence::status`]: the bookkeeping the state holds).
 //! - [`reply`], [`error`]: replies and errors before they become RESP;
 //!   [`text`]: client bytes made safe to quote.
+//! - [`state`]: what every connection shares (the engine a check needs and
+//!   the services around it); it imports none of the layers above it.
 //! - [`server`], [`config`], [`clients`], [`metrics`]: the process around them.
 
 pub mod clients;
@@ -34,6 +37,7 @@ pub mod reply;
 pub mod server;
 pub mod slot_index;
 pub mod snapshot;
+pub mod state;
 pub mod store;
 pub mod text;
 pub mod wait;

@@ -3,88 +3,20 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::clients::Clients;
-use crate::clock::Clock;
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::persistence::{self, Persistence};
-use crate::policy::{Policies, PolicyChanges};
-use crate::store::Store;
-use crate::wait::WaitQueues;
-
-/// The Redis version whose commands and replies tollgate follows.
-pub const REDIS_VERSION: &str = "7.2.0";
+use crate::persistence;
+use crate::policy::PolicyChanges;
+pub use crate::state::{REDIS_VERSION, Shared};
 
 /// How long connections get to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Everything the connections share.
-pub struct Shared {
-    pub config: Config,
-    pub store: Store,
-    pub policies: Policies,
-    pub clock: Arc<dyn Clock>,
-    pub clients: Arc<Clients>,
-    pub metrics: Metrics,
-    pub waits: Arc<WaitQueues>,
-    pub persistence: Persistence,
-    pub started: Instant,
-    port: AtomicU16,
-    shutdown: watch::Sender<bool>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    /// Server state with the config file's policies loaded.
-    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Arc<Shared> {
-        let policies = Policies::default();
-        policies.replace_config(config.policies.clone());
-        let (shutdown, _) = watch::channel(false);
-        let snapshot_path = crate::snapshot::path_in(&config.data_dir);
-        let started_secs = clock.now() / 1_000_000_000;
-        Arc::new(Shared {
-            persistence: Persistence::new(snapshot_path, started_secs),
-            port: AtomicU16::new(config.port),
-            config,
-            store: Store::new(),
-            policies,
-            clock,
-            clients: Arc::new(Clients::default()),
-            metrics: Metrics::default(),
-            waits: Arc::new(WaitQueues::default()),
-            started: Instant::now(),
-            shutdown,
-        })
-    }
-
-    /// The port actually listened on.
-    pub fn port(&self) -> u16 {
-        self.port.load(Ordering::Relaxed)
-    }
-
-    /// Asks the server to stop (as `SHUTDOWN` does).
-    pub fn begin_shutdown(&self) {
-        self.shutdown.send_replace(true);
-    }
-
-    fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
-    }
-}
 
 /// Serves `listener` until `signal` completes or a client sends `SHUTDOWN`;
 /// then stops accepting, lets connections finish, stops the background
@@ -105,7 +37,7 @@ pub async fn run(
         None => None,
     };
     if let Ok(addr) = listener.local_addr() {
-        shared.port.store(addr.port(), Ordering::Relaxed);
+        shared.set_port(addr.port());
         tracing::info!("tollgate listening on {addr}");
     }
     let mut stop = shared.shutdown_signal();
@@ -124,7 +56,7 @@ pub async fn run(
             .store(false, Ordering::Relaxed);
     }
     if let Some(l) = metrics {
-        background.spawn(crate::metrics::serve_http(
+        background.spawn(crate::metrics::endpoint::serve_http(
             l,
             shared.clone(),
             shared.shutdown_signal(),

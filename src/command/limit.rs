@@ -25,7 +25,7 @@ use crate::limiter::{Algorithm, Decision, Params, Request, Retry, ScaledTime, St
 use crate::metrics::{self, Metrics};
 use crate::policy::Policy;
 use crate::reply::Reply;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::store::{Scope, encode_key};
 
 /// What a check is made against.

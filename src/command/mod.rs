@@ -20,7 +20,7 @@ use bytes::Bytes;
 use crate::clients::ClientMeta;
 use crate::error::CmdError;
 use crate::reply::Reply;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Per-connection state that commands read and change.
 #[derive(Debug)]

@@ -212,7 +212,7 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         let _ = write!(
             out,
             "# Server\r\nredis_version:{}\r\ntollgate_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n",
-            crate::server::REDIS_VERSION,
+            crate::state::REDIS_VERSION,
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
             std::env::consts::ARCH,
@@ -240,7 +240,7 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         );
     }
     if show("persistence") {
-        let st = shared.persistence.status(shared);
+        let st = shared.persistence.status(&shared.store);
         let _ = write!(
             out,
             "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_error:{}\r\nsnapshot_failures:{}\r\nsnapshot_path:{}\r\naof_enabled:0\r\n\r\n",

@@ -87,7 +87,7 @@ pub fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     ctx.session.client.resp.store(protocol, Ordering::Relaxed);
     Ok(Reply::map([
         ("server", Reply::text("tollgate")),
-        ("version", Reply::text(crate::server::REDIS_VERSION)),
+        ("version", Reply::text(crate::state::REDIS_VERSION)),
         ("proto", Reply::Int(i64::from(protocol))),
         ("id", Reply::Int(ctx.session.client.id as i64)),
         ("mode", Reply::text("standalone")),

@@ -5,97 +5,17 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use parking_lot::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
-use crate::server::Shared;
 use crate::snapshot::{self, Contents};
+use crate::state::Shared;
 
-/// The server's snapshot bookkeeping.
-#[derive(Debug)]
-pub struct Persistence {
-    pub path: PathBuf,
-    /// Changes not yet in a snapshot beyond the store's own flag (policies,
-    /// a failed write).
-    pending: AtomicBool,
-    /// One writer at a time.
-    writer: Mutex<()>,
-    in_progress: AtomicBool,
-    /// Unix seconds of the last good snapshot (or of start-up).
-    last_save: AtomicU64,
-    last_ok: AtomicBool,
-    last_error: Mutex<Option<String>>,
-    saves: AtomicU64,
-    failures: AtomicU64,
-    last_duration_ms: AtomicU64,
-    /// Whether shutdown writes a final snapshot (`SHUTDOWN NOSAVE` clears it).
-    pub save_on_shutdown: AtomicBool,
-    /// Wakes the saver for a `BGSAVE`.
-    pub background_request: Notify,
-}
+pub mod status;
 
-/// What `INFO persistence` shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub dirty: bool,
-    pub in_progress: bool,
-    pub last_save: u64,
-    pub last_ok: bool,
-    pub last_error: Option<String>,
-    pub saves: u64,
-    pub failures: u64,
-    pub last_duration_ms: u64,
-}
-
-impl Persistence {
-    pub fn new(path: PathBuf, started_secs: u64) -> Persistence {
-        Persistence {
-            path,
-            pending: AtomicBool::new(false),
-            writer: Mutex::new(()),
-            in_progress: AtomicBool::new(false),
-            last_save: AtomicU64::new(started_secs),
-            last_ok: AtomicBool::new(true),
-            last_error: Mutex::new(None),
-            saves: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            last_duration_ms: AtomicU64::new(0),
-            save_on_shutdown: AtomicBool::new(true),
-            background_request: Notify::new(),
-        }
-    }
-
-    /// Notes a policy change for the next snapshot.
-    pub fn policies_changed(&self) {
-        self.pending.store(true, Ordering::Relaxed);
-    }
-
-    pub fn in_progress(&self) -> bool {
-        self.in_progress.load(Ordering::Relaxed)
-    }
-
-    /// Unix seconds of the last good snapshot.
-    pub fn last_save(&self) -> u64 {
-        self.last_save.load(Ordering::Relaxed)
-    }
-
-    pub fn status(&self, shared: &Shared) -> Status {
-        Status {
-            dirty: shared.store.has_changes() || self.pending.load(Ordering::Relaxed),
-            in_progress: self.in_progress(),
-            last_save: self.last_save(),
-            last_ok: self.last_ok.load(Ordering::Relaxed),
-            last_error: self.last_error.lock().clone(),
-            saves: self.saves.load(Ordering::Relaxed),
-            failures: self.failures.load(Ordering::Relaxed),
-            last_duration_ms: self.last_duration_ms.load(Ordering::Relaxed),
-        }
-    }
-}
+pub use status::{Persistence, Status};
 
 /// Writes a snapshot now (blocking: call from a blocking thread).
 pub fn save_blocking(shared: &Shared) -> Result<(), String> {
@@ -233,7 +153,7 @@ pub async fn saver(shared: Arc<Shared>, interval: Duration, mut stop: watch::Rec
     tick.tick().await;
     loop {
         let wanted = tokio::select! {
-            _ = tick.tick() => shared.persistence.status(&shared).dirty,
+            _ = tick.tick() => shared.persistence.status(&shared.store).dirty,
             _ = shared.persistence.background_request.notified() => true,
             _ = stop.changed() => return,
         };

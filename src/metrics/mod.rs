@@ -1,28 +1,13 @@
 //! Counters and latency histograms behind `INFO` and the Prometheus
-//! endpoint (`--metrics-addr`: `/metrics` and `/healthz`). Relaxed atomics:
-//! cheap on the hot path. The endpoint encodes them with prometheus-client
-//! and serves them with hyper.
+//! endpoint ([`endpoint`]: `--metrics-addr`, `/metrics` and `/healthz`).
+//! Relaxed atomics in per-thread stripes: cheap on the hot path.
 
-use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Method, Request, Response, StatusCode};
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
-
 use crate::limiter::Algorithm;
-use crate::server::Shared;
+
+pub mod endpoint;
 
 /// Index of the policy counters in `allowed` and `denied`.
 pub const POLICY: usize = 6;
@@ -34,7 +19,7 @@ const BOUNDS: [f64; 16] = [
 ];
 
 /// A histogram as read: sum in seconds, count, (upper bound, count) per bucket.
-type HistogramData = (f64, u64, Vec<(f64, u64)>);
+pub(crate) type HistogramData = (f64, u64, Vec<(f64, u64)>);
 
 /// A lock-free latency histogram (cumulative on encoding).
 #[derive(Debug, Default)]
@@ -198,7 +183,7 @@ impl Metrics {
     }
 
     /// The latency histogram of `slot`, summed over the stripes.
-    fn latency(&self, slot: usize) -> HistogramData {
+    pub(crate) fn latency(&self, slot: usize) -> HistogramData {
         let mut total: Option<HistogramData> = None;
         for s in self.stripes.iter() {
             let (sum, count, buckets) = s.check_latency[slot].snapshot();
@@ -221,190 +206,8 @@ impl Metrics {
 }
 
 /// The label value of slot `i`.
-fn slot_name(i: usize) -> &'static str {
+pub(crate) fn slot_name(i: usize) -> &'static str {
     Algorithm::ALL.get(i).map_or("policy", |a| a.name())
-}
-
-/// Reads the server's counters at scrape time.
-#[derive(Debug)]
-struct ServerCollector {
-    shared: Arc<Shared>,
-}
-
-impl Collector for ServerCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = &self.shared;
-        let m = &s.metrics;
-        let counter = |enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64| {
-            let metric = ConstCounter::new(v);
-            metric.encode(enc.encode_descriptor(name, help, None, metric.metric_type())?)
-        };
-        let gauge = |enc: &mut DescriptorEncoder, name: &str, help: &str, v: i64| {
-            let metric = ConstGauge::new(v);
-            metric.encode(enc.encode_descriptor(name, help, None, metric.metric_type())?)
-        };
-        counter(
-            &mut encoder,
-            "tollgate_commands",
-            "Commands processed.",
-            m.commands(),
-        )?;
-        counter(
-            &mut encoder,
-            "tollgate_connections_received",
-            "Connections accepted.",
-            Metrics::get(&m.connections_received),
-        )?;
-        counter(
-            &mut encoder,
-            "tollgate_rejected_connections",
-            "Connections refused at the client cap.",
-            Metrics::get(&m.rejected_connections),
-        )?;
-        counter(
-            &mut encoder,
-            "tollgate_protocol_errors",
-            "Connections closed for broken RESP.",
-            Metrics::get(&m.protocol_errors),
-        )?;
-        gauge(
-            &mut encoder,
-            "tollgate_connected_clients",
-            "Clients connected now.",
-            s.clients.count() as i64,
-        )?;
-        gauge(
-            &mut encoder,
-            "tollgate_blocked_clients",
-            "Clients waiting (WAIT).",
-            s.waits.waiting() as i64,
-        )?;
-        gauge(
-            &mut encoder,
-            "tollgate_keys",
-            "Live limiter states.",
-            s.store.len() as i64,
-        )?;
-        gauge(
-            &mut encoder,
-            "tollgate_uptime_seconds",
-            "Seconds since start.",
-            s.started.elapsed().as_secs() as i64,
-        )?;
-        let st = s.persistence.status(s);
-        gauge(
-            &mut encoder,
-            "tollgate_snapshot_last_success_timestamp_seconds",
-            "Unix time of the last good snapshot.",
-            st.last_save as i64,
-        )?;
-        gauge(
-            &mut encoder,
-            "tollgate_snapshot_last_ok",
-            "1 if the last snapshot attempt succeeded.",
-            i64::from(st.last_ok),
-        )?;
-        counter(
-            &mut encoder,
-            "tollgate_snapshot_failures",
-            "Snapshot attempts that failed.",
-            st.failures,
-        )?;
-
-        let mut checks = encoder.encode_descriptor(
-            "tollgate_checks",
-            "Rate-limit checks answered, by algorithm (policy: policy checks) and result.",
-            None,
-            MetricType::Counter,
-        )?;
-        for i in 0..=POLICY {
-            for (result, v) in [("allowed", m.allowed(i)), ("denied", m.denied(i))] {
-                let labels = [("algorithm", slot_name(i)), ("result", result)];
-                ConstCounter::new(v).encode(checks.encode_family(&labels)?)?;
-            }
-        }
-        let mut latency = encoder.encode_descriptor(
-            "tollgate_check_duration_seconds",
-            "Time from a check's dispatch to its reply (held replies excluded). Sampled: one check in 8 per thread is timed, so _count is the checks timed; tollgate_checks counts every check exactly.",
-            None,
-            MetricType::Histogram,
-        )?;
-        for i in 0..=POLICY {
-            let labels = [("algorithm", slot_name(i))];
-            let (sum, count, buckets) = m.latency(i);
-            latency
-                .encode_family(&labels)?
-                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                    sum, count, &buckets, None,
-                )?;
-        }
-        Ok(())
-    }
-}
-
-/// The Prometheus text for the server's current counters.
-pub fn render(shared: &Arc<Shared>) -> String {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(ServerCollector {
-        shared: shared.clone(),
-    }));
-    let mut out = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
-        tracing::error!("cannot encode metrics: {e}");
-    }
-    out
-}
-
-fn respond(shared: &Arc<Shared>, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    let reply = |status: StatusCode, content_type: &'static str, body: String| {
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = status;
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static(content_type),
-        );
-        r
-    };
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            render(shared),
-        ),
-        (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
-    }
-}
-
-/// Serves `/metrics` and `/healthz` until shutdown.
-pub async fn serve_http(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!("metrics on http://{addr}/metrics");
-    }
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = shared.clone();
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let response = respond(&shared, &req);
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = stop.changed() => break,
-        }
-    }
-    connections.shutdown().await;
 }
 
 #[cfg(test)]

@@ -1,0 +1,89 @@
+//! The state every connection shares: the engine a check needs (store,
+//! policies, clock) and the services around it (persistence status, metrics,
+//! clients, waits, shutdown). It sits below the server, the connections and
+//! the commands, and imports none of them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::clients::Clients;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::persistence::status::Persistence;
+use crate::policy::Policies;
+use crate::store::Store;
+use crate::wait::WaitQueues;
+
+/// The Redis version whose commands and replies tollgate follows.
+pub const REDIS_VERSION: &str = "7.2.0";
+
+/// Everything the connections share.
+pub struct Shared {
+    pub config: Config,
+    pub store: Store,
+    pub policies: Policies,
+    pub clock: Arc<dyn Clock>,
+    pub clients: Arc<Clients>,
+    pub metrics: Metrics,
+    pub waits: Arc<WaitQueues>,
+    pub persistence: Persistence,
+    pub started: Instant,
+    port: AtomicU16,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Server state with the config file's policies loaded.
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Arc<Shared> {
+        let policies = Policies::default();
+        policies.replace_config(config.policies.clone());
+        let (shutdown, _) = watch::channel(false);
+        let snapshot_path = crate::snapshot::path_in(&config.data_dir);
+        let started_secs = clock.now() / 1_000_000_000;
+        Arc::new(Shared {
+            persistence: Persistence::new(snapshot_path, started_secs),
+            port: AtomicU16::new(config.port),
+            config,
+            store: Store::new(),
+            policies,
+            clock,
+            clients: Arc::new(Clients::default()),
+            metrics: Metrics::default(),
+            waits: Arc::new(WaitQueues::default()),
+            started: Instant::now(),
+            shutdown,
+        })
+    }
+
+    /// The port actually listened on.
+    pub fn port(&self) -> u16 {
+        self.port.load(Ordering::Relaxed)
+    }
+
+    /// Records the port listened on (0 in the config picks a free one).
+    pub fn set_port(&self, port: u16) {
+        self.port.store(port, Ordering::Relaxed);
+    }
+
+    /// Asks the server to stop (as `SHUTDOWN` does).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that changes when shutdown begins.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
