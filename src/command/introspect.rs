@@ -11,19 +11,15 @@ use crate::error::{CmdError, printable};
 use crate::reply::Reply;
 
 fn info_of(c: &CommandSpec) -> Reply {
-    let acl = if c.has_flag("fast") {
-        vec![Reply::Simple("@fast")]
-    } else {
-        Vec::new()
-    };
+    let set = |names: Vec<&'static str>| Reply::Set(names.into_iter().map(Reply::Simple).collect());
     Reply::Array(vec![
         Reply::text(c.name),
         Reply::Int(i64::from(c.arity)),
-        Reply::Set(c.flags.iter().map(|f| Reply::Simple(f)).collect()),
+        set(c.flags.redis_names()),
         Reply::Int(i64::from(c.first_key)),
         Reply::Int(i64::from(c.last_key)),
         Reply::Int(i64::from(c.step)),
-        Reply::Set(acl),
+        set(c.acl_categories()),
         Reply::Set(Vec::new()),
         Reply::Array(Vec::new()),
         Reply::Array(Vec::new()),

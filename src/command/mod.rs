@@ -94,13 +94,49 @@ impl From<Reply> for Outcome {
 
 type Handler = fn(&mut Ctx<'_>, &[&[u8]]) -> Result<Outcome, CmdError>;
 
+bitflags::bitflags! {
+    /// What a command is, checked at compile time: Redis's flags (shown by
+    /// `COMMAND INFO`, in this order) and two of our own.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Flags: u16 {
+        const WRITE = 1;
+        const READONLY = 1 << 1;
+        const ADMIN = 1 << 2;
+        const NO_AUTH = 1 << 3;
+        const FAST = 1 << 4;
+        const STALE = 1 << 5;
+        /// Runs at once between `MULTI` and `EXEC` instead of being queued.
+        const TX_CONTROL = 1 << 6;
+        /// A rate-limit check: counted by algorithm and sampled for latency.
+        const CHECK = 1 << 7;
+    }
+}
+
+impl Flags {
+    /// Redis's names of the flags `COMMAND INFO` shows.
+    pub fn redis_names(self) -> Vec<&'static str> {
+        [
+            (Flags::WRITE, "write"),
+            (Flags::READONLY, "readonly"),
+            (Flags::ADMIN, "admin"),
+            (Flags::NO_AUTH, "no-auth"),
+            (Flags::FAST, "fast"),
+            (Flags::STALE, "stale"),
+        ]
+        .into_iter()
+        .filter(|&(f, _)| self.contains(f))
+        .map(|(_, name)| name)
+        .collect()
+    }
+}
+
 /// One row of the command table.
 pub struct CommandSpec {
     /// Lower-case name, as Redis shows it.
     pub name: &'static str,
     /// Argument count including the name; negative means at least that many.
     pub arity: i32,
-    pub flags: &'static [&'static str],
+    pub flags: Flags,
     pub first_key: i32,
     pub last_key: i32,
     pub step: i32,
@@ -111,8 +147,34 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
-    fn has_flag(&self, flag: &str) -> bool {
-        self.flags.contains(&flag)
+    /// Redis's ACL categories, from the flags and the group: LIMIT.CHECK
+    /// is `@write @fast`, SAVE `@admin @slow @dangerous`, ...
+    pub fn acl_categories(&self) -> Vec<&'static str> {
+        let f = self.flags;
+        let mut out = Vec::new();
+        if f.contains(Flags::WRITE) {
+            out.push("@write");
+        }
+        if f.contains(Flags::READONLY) {
+            out.push("@read");
+        }
+        if f.contains(Flags::ADMIN) {
+            out.push("@admin");
+        }
+        out.push(if f.contains(Flags::FAST) {
+            "@fast"
+        } else {
+            "@slow"
+        });
+        if f.contains(Flags::ADMIN) {
+            out.push("@dangerous");
+        }
+        match self.group {
+            "connection" => out.push("@connection"),
+            "transactions" => out.push("@transaction"),
+            _ => {}
+        }
+        out
     }
 
     fn arity_ok(&self, argc: usize) -> bool {
@@ -127,12 +189,12 @@ impl CommandSpec {
 }
 
 macro_rules! command {
-    ($name:literal, $arity:expr, [$($flag:literal),*], ($first:expr, $last:expr, $step:expr),
+    ($name:literal, $arity:expr, [$($flag:ident),*], ($first:expr, $last:expr, $step:expr),
      $group:literal, $since:literal, $summary:literal, $run:path) => {
         CommandSpec {
             name: $name,
             arity: $arity,
-            flags: &[$($flag),*],
+            flags: Flags::empty()$(.union(Flags::$flag))*,
             first_key: $first,
             last_key: $last,
             step: $step,
@@ -149,7 +211,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "limit.check",
         -4,
-        ["write", "fast"],
+        [WRITE, FAST, CHECK],
         (1, 1, 1),
         "tollgate",
         "0.1.0",
@@ -159,7 +221,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "limit.info",
         -2,
-        ["readonly", "fast"],
+        [READONLY, FAST],
         (1, 1, 1),
         "tollgate",
         "0.1.0",
@@ -169,7 +231,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "limit.reset",
         -2,
-        ["write", "fast"],
+        [WRITE, FAST],
         (1, 1, 1),
         "tollgate",
         "0.1.0",
@@ -179,7 +241,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "limit.policy",
         -2,
-        ["admin"],
+        [ADMIN],
         (0, 0, 0),
         "tollgate",
         "0.1.0",
@@ -189,7 +251,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "cl.throttle",
         -5,
-        ["write", "fast"],
+        [WRITE, FAST, CHECK],
         (1, 1, 1),
         "tollgate",
         "0.1.0",
@@ -199,7 +261,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "ping",
         -1,
-        ["fast", "stale"],
+        [FAST, STALE],
         (0, 0, 0),
         "connection",
         "1.0.0",
@@ -209,7 +271,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "echo",
         2,
-        ["fast"],
+        [FAST],
         (0, 0, 0),
         "connection",
         "1.0.0",
@@ -219,7 +281,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "hello",
         -1,
-        ["no-auth", "fast"],
+        [NO_AUTH, FAST],
         (0, 0, 0),
         "connection",
         "6.0.0",
@@ -229,7 +291,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "auth",
         -2,
-        ["no-auth", "fast"],
+        [NO_AUTH, FAST],
         (0, 0, 0),
         "connection",
         "1.0.0",
@@ -239,7 +301,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "quit",
         -1,
-        ["no-auth", "fast"],
+        [NO_AUTH, FAST, TX_CONTROL],
         (0, 0, 0),
         "connection",
         "1.0.0",
@@ -249,7 +311,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "reset",
         1,
-        ["no-auth", "fast"],
+        [NO_AUTH, FAST, TX_CONTROL],
         (0, 0, 0),
         "connection",
         "6.2.0",
@@ -259,7 +321,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "select",
         2,
-        ["fast"],
+        [FAST],
         (0, 0, 0),
         "connection",
         "1.0.0",
@@ -269,7 +331,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "client",
         -2,
-        ["admin"],
+        [ADMIN],
         (0, 0, 0),
         "connection",
         "2.4.0",
@@ -279,7 +341,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "multi",
         1,
-        ["fast"],
+        [FAST, TX_CONTROL],
         (0, 0, 0),
         "transactions",
         "1.2.0",
@@ -289,7 +351,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "exec",
         1,
-        [],
+        [TX_CONTROL],
         (0, 0, 0),
         "transactions",
         "1.2.0",
@@ -299,7 +361,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "discard",
         1,
-        ["fast"],
+        [FAST, TX_CONTROL],
         (0, 0, 0),
         "transactions",
         "2.0.0",
@@ -309,7 +371,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "command",
         -1,
-        ["stale"],
+        [STALE],
         (0, 0, 0),
         "server",
         "2.8.13",
@@ -319,7 +381,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "info",
         -1,
-        ["stale"],
+        [STALE],
         (0, 0, 0),
         "server",
         "1.0.0",
@@ -329,7 +391,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "config",
         -2,
-        ["admin"],
+        [ADMIN],
         (0, 0, 0),
         "server",
         "2.0.0",
@@ -339,7 +401,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "dbsize",
         1,
-        ["readonly", "fast"],
+        [READONLY, FAST],
         (0, 0, 0),
         "server",
         "1.0.0",
@@ -349,7 +411,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "flushall",
         -1,
-        ["write"],
+        [WRITE],
         (0, 0, 0),
         "server",
         "1.0.0",
@@ -359,7 +421,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "time",
         1,
-        ["fast"],
+        [FAST],
         (0, 0, 0),
         "server",
         "2.6.0",
@@ -369,7 +431,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "save",
         1,
-        ["admin"],
+        [ADMIN],
         (0, 0, 0),
         "server",
         "1.0.0",
@@ -379,7 +441,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "bgsave",
         -1,
-        ["admin"],
+        [ADMIN],
         (0, 0, 0),
         "server",
         "1.0.0",
@@ -389,7 +451,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "lastsave",
         1,
-        ["fast"],
+        [FAST],
         (0, 0, 0),
         "server",
         "1.0.0",
@@ -399,7 +461,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "shutdown",
         -1,
-        ["admin"],
+        [ADMIN],
         (0, 0, 0),
         "server",
         "1.0.0",
@@ -420,11 +482,6 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         *l = b.to_ascii_lowercase();
     }
     BY_NAME.get(std::str::from_utf8(lower).ok()?).copied()
-}
-
-/// Commands that run at once even between `MULTI` and `EXEC`.
-fn runs_in_multi(spec: &CommandSpec) -> bool {
-    matches!(spec.name, "exec" | "discard" | "multi" | "quit" | "reset")
 }
 
 /// The key a command is about to check inline, for the store to fetch into
@@ -461,12 +518,12 @@ fn dispatch_inner(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
         return Err(CmdError::WrongArity(spec.name.to_string()));
     }
-    if !ctx.session.authenticated && !spec.has_flag("no-auth") {
+    if !ctx.session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
         return Err(CmdError::NoAuth);
     }
     if let Some(queue) = ctx.session.multi.as_mut()
-        && !runs_in_multi(spec)
+        && !spec.flags.contains(Flags::TX_CONTROL)
     {
         // Queued commands outlive the request buffer: keep copies.
         queue.push(argv.iter().map(|a| Bytes::copy_from_slice(a)).collect());
@@ -474,7 +531,7 @@ fn dispatch_inner(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError
     }
     // One check in SAMPLE_EVERY is timed (two clock reads cost ~4% of a
     // check); only a timed one needs to know its algorithm.
-    let is_check = matches!(spec.name, "limit.check" | "cl.throttle");
+    let is_check = spec.flags.contains(Flags::CHECK);
     let started = (is_check && crate::metrics::sample_this_one()).then(std::time::Instant::now);
     let outcome = (spec.run)(ctx, argv)?;
     if let (Some(started), Outcome::Reply(_)) = (started, &outcome)
@@ -504,6 +561,44 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::config::Config;
+
+    #[test]
+    fn the_table_says_what_each_command_is() {
+        let with = |flag: Flags| -> Vec<&str> {
+            COMMANDS
+                .iter()
+                .filter(|c| c.flags.contains(flag))
+                .map(|c| c.name)
+                .collect()
+        };
+        assert_eq!(with(Flags::CHECK), ["limit.check", "cl.throttle"]);
+        assert_eq!(
+            with(Flags::TX_CONTROL),
+            ["quit", "reset", "multi", "exec", "discard"]
+        );
+        assert_eq!(with(Flags::NO_AUTH), ["hello", "auth", "quit", "reset"]);
+        let acl = |name: &[u8]| lookup(name).unwrap().acl_categories();
+        assert_eq!(acl(b"LIMIT.CHECK"), ["@write", "@fast"]);
+        assert_eq!(acl(b"limit.info"), ["@read", "@fast"]);
+        assert_eq!(acl(b"save"), ["@admin", "@slow", "@dangerous"]);
+        assert_eq!(acl(b"exec"), ["@slow", "@transaction"]);
+        assert_eq!(
+            lookup(b"ping").unwrap().flags.redis_names(),
+            ["fast", "stale"]
+        );
+        assert_eq!(
+            lookup(b"hello").unwrap().flags.redis_names(),
+            ["no-auth", "fast"]
+        );
+        // Every name is found, whatever its case; names past 16 bytes are not commands.
+        for c in COMMANDS {
+            assert!(std::ptr::eq(
+                lookup(c.name.to_uppercase().as_bytes()).unwrap(),
+                c
+            ));
+        }
+        assert!(lookup(b"limit.check.and.more").is_none());
+    }
 
     #[test]
     fn only_inline_checks_are_fetched_ahead() {
