@@ -12,8 +12,9 @@ use tollgate::clients::Clients;
 use tollgate::clock::SystemClock;
 use tollgate::command::{Ctx, Outcome, Session, dispatch};
 use tollgate::config::Config;
-use tollgate::connection::{Limits, encode, multibulk_extent, next_request};
+use tollgate::frame::{Limits, multibulk_extent, next_request};
 use tollgate::reply::Reply;
+use tollgate::resp::encode;
 use tollgate::server::Shared;
 
 const LIMITS: Limits = Limits {

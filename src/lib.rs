@@ -6,7 +6,9 @@
 //! Data flows one way: socket -> frame -> command -> store -> limiter ->
 //! decision -> reply frame -> socket.
 //!
-//! - [`connection`]: the only code that touches sockets and RESP bytes.
+//! - [`connection`]: the only code that touches sockets.
+//! - [`frame`]: bytes to requests or a protocol error (pure, fuzzed);
+//!   [`resp`]: replies to RESP2/RESP3 bytes.
 //! - [`command`]: the command table and one file per command family.
 //! - [`store`]: the sharded keyspace; atomic per-key checks; the sweep.
 //!   [`slot_index`] is its per-shard hash index.
@@ -29,11 +31,13 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod frame;
 pub mod limiter;
 pub mod metrics;
 pub mod persistence;
 pub mod policy;
 pub mod reply;
+pub mod resp;
 pub mod server;
 pub mod slot_index;
 pub mod snapshot;

@@ -5,7 +5,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use tollgate::connection::{Limits, Request, next_request};
+use tollgate::frame::{Limits, Request, next_request};
 
 const LIMITS: Limits = Limits {
     max_arg_bytes: 1 << 16,
