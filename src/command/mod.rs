@@ -4,10 +4,16 @@
 
 pub mod args;
 pub mod cell;
+pub mod dispatch;
 pub mod introspect;
 pub mod limit;
 pub mod server;
 pub mod session;
+pub mod table;
+
+pub use dispatch::{dispatch, prefetch_key};
+use table::command;
+pub use table::{CommandSpec, Flags};
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -18,7 +24,6 @@ use std::sync::{Arc, LazyLock};
 use bytes::Bytes;
 
 use crate::clients::ClientMeta;
-use crate::error::CmdError;
 use crate::reply::Reply;
 use crate::state::Shared;
 
@@ -90,120 +95,6 @@ impl From<Reply> for Outcome {
     fn from(r: Reply) -> Outcome {
         Outcome::Reply(r)
     }
-}
-
-type Handler = fn(&mut Ctx<'_>, &[&[u8]]) -> Result<Outcome, CmdError>;
-
-bitflags::bitflags! {
-    /// What a command is, checked at compile time: Redis's flags (shown by
-    /// `COMMAND INFO`, in this order) and two of our own.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Flags: u16 {
-        const WRITE = 1;
-        const READONLY = 1 << 1;
-        const ADMIN = 1 << 2;
-        const NO_AUTH = 1 << 3;
-        const FAST = 1 << 4;
-        const STALE = 1 << 5;
-        /// Runs at once between `MULTI` and `EXEC` instead of being queued.
-        const TX_CONTROL = 1 << 6;
-        /// A rate-limit check: counted by algorithm and sampled for latency.
-        const CHECK = 1 << 7;
-    }
-}
-
-impl Flags {
-    /// Redis's names of the flags `COMMAND INFO` shows.
-    pub fn redis_names(self) -> Vec<&'static str> {
-        [
-            (Flags::WRITE, "write"),
-            (Flags::READONLY, "readonly"),
-            (Flags::ADMIN, "admin"),
-            (Flags::NO_AUTH, "no-auth"),
-            (Flags::FAST, "fast"),
-            (Flags::STALE, "stale"),
-        ]
-        .into_iter()
-        .filter(|&(f, _)| self.contains(f))
-        .map(|(_, name)| name)
-        .collect()
-    }
-}
-
-/// One row of the command table.
-pub struct CommandSpec {
-    /// Lower-case name, as Redis shows it.
-    pub name: &'static str,
-    /// Argument count including the name; negative means at least that many.
-    pub arity: i32,
-    pub flags: Flags,
-    pub first_key: i32,
-    pub last_key: i32,
-    pub step: i32,
-    pub group: &'static str,
-    pub summary: &'static str,
-    pub since: &'static str,
-    run: Handler,
-}
-
-impl CommandSpec {
-    /// Redis's ACL categories, from the flags and the group: LIMIT.CHECK
-    /// is `@write @fast`, SAVE `@admin @slow @dangerous`, ...
-    pub fn acl_categories(&self) -> Vec<&'static str> {
-        let f = self.flags;
-        let mut out = Vec::new();
-        if f.contains(Flags::WRITE) {
-            out.push("@write");
-        }
-        if f.contains(Flags::READONLY) {
-            out.push("@read");
-        }
-        if f.contains(Flags::ADMIN) {
-            out.push("@admin");
-        }
-        out.push(if f.contains(Flags::FAST) {
-            "@fast"
-        } else {
-            "@slow"
-        });
-        if f.contains(Flags::ADMIN) {
-            out.push("@dangerous");
-        }
-        match self.group {
-            "connection" => out.push("@connection"),
-            "transactions" => out.push("@transaction"),
-            _ => {}
-        }
-        out
-    }
-
-    fn arity_ok(&self, argc: usize) -> bool {
-        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
-        let arity = i64::from(self.arity);
-        if arity >= 0 {
-            argc == arity
-        } else {
-            argc >= -arity
-        }
-    }
-}
-
-macro_rules! command {
-    ($name:literal, $arity:expr, [$($flag:ident),*], ($first:expr, $last:expr, $step:expr),
-     $group:literal, $since:literal, $summary:literal, $run:path) => {
-        CommandSpec {
-            name: $name,
-            arity: $arity,
-            flags: Flags::empty()$(.union(Flags::$flag))*,
-            first_key: $first,
-            last_key: $last,
-            step: $step,
-            group: $group,
-            summary: $summary,
-            since: $since,
-            run: $run,
-        }
-    };
 }
 
 /// Every command the server answers. `COMMAND` reads this same table.
@@ -482,78 +373,6 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         *l = b.to_ascii_lowercase();
     }
     BY_NAME.get(std::str::from_utf8(lower).ok()?).copied()
-}
-
-/// The key a command is about to check inline, for the store to fetch into
-/// the cache ahead ([`crate::store::Store::prefetch`]): `LIMIT.CHECK key
-/// algorithm ...` and `CL.THROTTLE key ...`. The connection asks this of
-/// every request of a pipelined batch before running any, so their cache
-/// misses overlap. `args` are the request's first three arguments.
-pub fn prefetch_key(args: [Option<&[u8]>; 3]) -> Option<&[u8]> {
-    let [Some(name), Some(key), third] = args else {
-        return None;
-    };
-    let inline_check = (name.eq_ignore_ascii_case(b"LIMIT.CHECK")
-        && !third.is_some_and(|a| a.eq_ignore_ascii_case(b"POLICY")))
-        || name.eq_ignore_ascii_case(b"CL.THROTTLE");
-    inline_check.then_some(key)
-}
-
-/// Runs one command: looks it up, checks arity and authentication, queues it
-/// inside a transaction, or runs it.
-pub fn dispatch(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Outcome {
-    match dispatch_inner(ctx, argv) {
-        Ok(outcome) => outcome,
-        Err(e) => Outcome::Reply(e.into()),
-    }
-}
-
-fn dispatch_inner(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    ctx.shared.metrics.command();
-    let Some(spec) = lookup(argv[0]) else {
-        ctx.session.multi_dirty |= ctx.session.multi.is_some();
-        return Err(CmdError::unknown_command(argv[0], &argv[1..]));
-    };
-    if !spec.arity_ok(argv.len()) {
-        ctx.session.multi_dirty |= ctx.session.multi.is_some();
-        return Err(CmdError::WrongArity(spec.name.to_string()));
-    }
-    if !ctx.session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
-        ctx.session.multi_dirty |= ctx.session.multi.is_some();
-        return Err(CmdError::NoAuth);
-    }
-    if let Some(queue) = ctx.session.multi.as_mut()
-        && !spec.flags.contains(Flags::TX_CONTROL)
-    {
-        // Queued commands outlive the request buffer: keep copies.
-        queue.push(argv.iter().map(|a| Bytes::copy_from_slice(a)).collect());
-        return Ok(Reply::Simple("QUEUED").into());
-    }
-    // One check in SAMPLE_EVERY is timed (two clock reads cost ~4% of a
-    // check); only a timed one needs to know its algorithm.
-    let is_check = spec.flags.contains(Flags::CHECK);
-    let started = (is_check && crate::metrics::sample_this_one()).then(std::time::Instant::now);
-    let outcome = (spec.run)(ctx, argv)?;
-    if let (Some(started), Outcome::Reply(_)) = (started, &outcome)
-        && let Some(slot) = check_slot(spec, argv)
-    {
-        ctx.shared.metrics.observe_check(slot, started.elapsed());
-    }
-    Ok(outcome)
-}
-
-/// The metrics slot of a check command (`None` for other commands).
-fn check_slot(spec: &CommandSpec, argv: &[&[u8]]) -> Option<usize> {
-    match spec.name {
-        "cl.throttle" => Some(crate::metrics::Metrics::slot(
-            crate::limiter::Algorithm::Gcra,
-        )),
-        "limit.check" => Some(match crate::limiter::Algorithm::parse(argv.get(2)?) {
-            Some(a) => crate::metrics::Metrics::slot(a),
-            None => crate::metrics::POLICY,
-        }),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,82 @@
+//! Running a request: look it up in the table, check arity and
+//! authentication once, queue it inside a transaction, or run it (timing a
+//! sample of checks for the latency histogram).
+
+use bytes::Bytes;
+
+use super::table::{CommandSpec, Flags};
+use super::{Ctx, Outcome, lookup};
+use crate::error::CmdError;
+use crate::reply::Reply;
+
+/// The key a command is about to check inline, for the store to fetch into
+/// the cache ahead ([`crate::store::Store::prefetch`]): `LIMIT.CHECK key
+/// algorithm ...` and `CL.THROTTLE key ...`. The connection asks this of
+/// every request of a pipelined batch before running any, so their cache
+/// misses overlap. `args` are the request's first three arguments.
+pub fn prefetch_key(args: [Option<&[u8]>; 3]) -> Option<&[u8]> {
+    let [Some(name), Some(key), third] = args else {
+        return None;
+    };
+    let inline_check = (name.eq_ignore_ascii_case(b"LIMIT.CHECK")
+        && !third.is_some_and(|a| a.eq_ignore_ascii_case(b"POLICY")))
+        || name.eq_ignore_ascii_case(b"CL.THROTTLE");
+    inline_check.then_some(key)
+}
+
+/// Runs one command: looks it up, checks arity and authentication, queues it
+/// inside a transaction, or runs it.
+pub fn dispatch(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Outcome {
+    match dispatch_inner(ctx, argv) {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::Reply(e.into()),
+    }
+}
+
+fn dispatch_inner(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    ctx.shared.metrics.command();
+    let Some(spec) = lookup(argv[0]) else {
+        ctx.session.multi_dirty |= ctx.session.multi.is_some();
+        return Err(CmdError::unknown_command(argv[0], &argv[1..]));
+    };
+    if !spec.arity_ok(argv.len()) {
+        ctx.session.multi_dirty |= ctx.session.multi.is_some();
+        return Err(CmdError::WrongArity(spec.name.to_string()));
+    }
+    if !ctx.session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
+        ctx.session.multi_dirty |= ctx.session.multi.is_some();
+        return Err(CmdError::NoAuth);
+    }
+    if let Some(queue) = ctx.session.multi.as_mut()
+        && !spec.flags.contains(Flags::TX_CONTROL)
+    {
+        // Queued commands outlive the request buffer: keep copies.
+        queue.push(argv.iter().map(|a| Bytes::copy_from_slice(a)).collect());
+        return Ok(Reply::Simple("QUEUED").into());
+    }
+    // One check in SAMPLE_EVERY is timed (two clock reads cost ~4% of a
+    // check); only a timed one needs to know its algorithm.
+    let is_check = spec.flags.contains(Flags::CHECK);
+    let started = (is_check && crate::metrics::sample_this_one()).then(std::time::Instant::now);
+    let outcome = (spec.run)(ctx, argv)?;
+    if let (Some(started), Outcome::Reply(_)) = (started, &outcome)
+        && let Some(slot) = check_slot(spec, argv)
+    {
+        ctx.shared.metrics.observe_check(slot, started.elapsed());
+    }
+    Ok(outcome)
+}
+
+/// The metrics slot of a check command (`None` for other commands).
+fn check_slot(spec: &CommandSpec, argv: &[&[u8]]) -> Option<usize> {
+    match spec.name {
+        "cl.throttle" => Some(crate::metrics::Metrics::slot(
+            crate::limiter::Algorithm::Gcra,
+        )),
+        "limit.check" => Some(match crate::limiter::Algorithm::parse(argv.get(2)?) {
+            Some(a) => crate::metrics::Metrics::slot(a),
+            None => crate::metrics::POLICY,
+        }),
+        _ => None,
+    }
+}

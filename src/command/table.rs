@@ -1,0 +1,124 @@
+//! What a row of the command table is: name, arity, typed flags, key
+//! positions, docs and handler. The rows themselves are the parent module's
+//! [`super::COMMANDS`]; dispatch checks arity, authentication and MULTI
+//! queueing from them once, and `COMMAND` answers from them.
+
+use super::{Ctx, Outcome};
+use crate::error::CmdError;
+
+pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]) -> Result<Outcome, CmdError>;
+
+bitflags::bitflags! {
+    /// What a command is, checked at compile time: Redis's flags (shown by
+    /// `COMMAND INFO`, in this order) and two of our own.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Flags: u16 {
+        const WRITE = 1;
+        const READONLY = 1 << 1;
+        const ADMIN = 1 << 2;
+        const NO_AUTH = 1 << 3;
+        const FAST = 1 << 4;
+        const STALE = 1 << 5;
+        /// Runs at once between `MULTI` and `EXEC` instead of being queued.
+        const TX_CONTROL = 1 << 6;
+        /// A rate-limit check: counted by algorithm and sampled for latency.
+        const CHECK = 1 << 7;
+    }
+}
+
+impl Flags {
+    /// Redis's names of the flags `COMMAND INFO` shows.
+    pub fn redis_names(self) -> Vec<&'static str> {
+        [
+            (Flags::WRITE, "write"),
+            (Flags::READONLY, "readonly"),
+            (Flags::ADMIN, "admin"),
+            (Flags::NO_AUTH, "no-auth"),
+            (Flags::FAST, "fast"),
+            (Flags::STALE, "stale"),
+        ]
+        .into_iter()
+        .filter(|&(f, _)| self.contains(f))
+        .map(|(_, name)| name)
+        .collect()
+    }
+}
+
+/// One row of the command table.
+pub struct CommandSpec {
+    /// Lower-case name, as Redis shows it.
+    pub name: &'static str,
+    /// Argument count including the name; negative means at least that many.
+    pub arity: i32,
+    pub flags: Flags,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub(super) run: Handler,
+}
+
+impl CommandSpec {
+    /// Redis's ACL categories, from the flags and the group: LIMIT.CHECK
+    /// is `@write @fast`, SAVE `@admin @slow @dangerous`, ...
+    pub fn acl_categories(&self) -> Vec<&'static str> {
+        let f = self.flags;
+        let mut out = Vec::new();
+        if f.contains(Flags::WRITE) {
+            out.push("@write");
+        }
+        if f.contains(Flags::READONLY) {
+            out.push("@read");
+        }
+        if f.contains(Flags::ADMIN) {
+            out.push("@admin");
+        }
+        out.push(if f.contains(Flags::FAST) {
+            "@fast"
+        } else {
+            "@slow"
+        });
+        if f.contains(Flags::ADMIN) {
+            out.push("@dangerous");
+        }
+        match self.group {
+            "connection" => out.push("@connection"),
+            "transactions" => out.push("@transaction"),
+            _ => {}
+        }
+        out
+    }
+
+    pub(super) fn arity_ok(&self, argc: usize) -> bool {
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let arity = i64::from(self.arity);
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+}
+
+/// One row of [`super::COMMANDS`].
+macro_rules! command {
+    ($name:literal, $arity:expr, [$($flag:ident),*], ($first:expr, $last:expr, $step:expr),
+     $group:literal, $since:literal, $summary:literal, $run:path) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: Flags::empty()$(.union(Flags::$flag))*,
+            first_key: $first,
+            last_key: $last,
+            step: $step,
+            group: $group,
+            summary: $summary,
+            since: $since,
+            run: $run,
+        }
+    };
+}
+
+pub(super) use command;
