@@ -76,32 +76,38 @@ async fn held_leaky_replies_leak_nothing() {
     server.stop().await;
 }
 
-/// A held reply counts as a blocked client while it waits, as WAIT does.
+/// A held reply counts as a blocked client while it waits, as WAIT does
+/// (manual clock: the reply is held until the test moves time to its turn).
 #[tokio::test]
 async fn held_leaky_replies_count_as_blocked_clients() {
-    let server = TestServer::real().await;
+    let server = TestServer::manual().await;
     let mut a = server.conn().await;
     let mut b = server.conn().await;
     let mut watcher = server.conn().await;
     let rule = "LIMIT.CHECK q leaky_bucket 1 2s BURST 3";
     assert_eq!(check(&mut a, rule).await[0], 1);
     let held = tokio::spawn(async move { check(&mut b, rule).await });
-    let mut seen = 0;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while seen == 0 && Instant::now() < deadline && !held.is_finished() {
-        seen = blocked(&info(&mut watcher, "clients").await);
-    }
-    assert_eq!(seen, 1, "the held caller counted while it waited");
-    assert_eq!(held.await.unwrap()[0], 1);
+    eventually("the second reply is held", || {
+        !server.clock.as_ref().unwrap().deadlines().is_empty()
+    })
+    .await;
+    assert_eq!(blocked(&info(&mut watcher, "clients").await), 1);
+    server.advance_ms(2_000);
+    let reply = tokio::time::timeout(Duration::from_secs(10), held)
+        .await
+        .expect("answered at its turn")
+        .unwrap();
+    assert_eq!(reply[0], 1);
     assert_eq!(blocked(&info(&mut watcher, "clients").await), 0);
     server.stop().await;
 }
 
 /// Callers that leave mid-wait (WAIT queues, held leaky replies, open MULTI
-/// blocks) leave nothing behind once their connections close.
+/// blocks) leave nothing behind once their connections close. On the manual
+/// clock, so nothing is answered before the callers leave.
 #[tokio::test]
 async fn closed_connections_leave_nothing_behind() {
-    let server = TestServer::real().await;
+    let server = TestServer::manual().await;
     let mut keep = server.conn().await;
     let baseline = Arc::strong_count(&server.shared);
     assert_eq!(
@@ -118,7 +124,7 @@ async fn closed_connections_leave_nothing_behind() {
         tasks.push(tokio::spawn(async move {
             let mut c = common::connect(&client).await;
             match i % 3 {
-                0 => drop(check(&mut c, "LIMIT.CHECK w fixed_window 1 60s WAIT 50s").await),
+                0 => drop(check(&mut c, "LIMIT.CHECK w fixed_window 1 60s WAIT 120s").await),
                 1 => drop(check(&mut c, "LIMIT.CHECK lb leaky_bucket 1 60s BURST 100").await),
                 _ => {
                     // A transaction left open, with a check queued in it.

@@ -1,13 +1,11 @@
-//! `LIMIT.CHECK`, `LIMIT.INFO`, `LIMIT.RESET` and `LIMIT.POLICY`.
+//! `LIMIT.CHECK`: parse, check, and hold the reply for WAIT or a leaky
+//! bucket's turn. `LIMIT.INFO`, `LIMIT.RESET` and `LIMIT.POLICY` are in
+//! [`super::limit_admin`].
 //!
 //! # Format
 //! ```text
 //! LIMIT.CHECK key algorithm limit window [BURST n] [BUCKETS n] [COST n] [DRYRUN] [WAIT duration]
 //! LIMIT.CHECK key POLICY name [COST n] [DRYRUN] [WAIT duration]
-//! LIMIT.INFO key [POLICY name]
-//! LIMIT.RESET key [POLICY name]
-//! LIMIT.POLICY SET name algorithm limit window [BURST n] [BUCKETS n] [algorithm ...]
-//! LIMIT.POLICY GET name | DEL name | LIST
 //! ```
 
 use std::sync::Arc;
@@ -19,9 +17,9 @@ use super::args::{Args, is};
 use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
 use crate::limiter::rule::{
-    build_params, parse_algorithm, parse_buckets, parse_count, parse_duration, valid_policy_name,
+    build_params, parse_algorithm, parse_buckets, parse_count, parse_duration,
 };
-use crate::limiter::{Algorithm, Decision, Params, Request, Retry, ScaledTime, State};
+use crate::limiter::{Algorithm, Decision, Params, Request, Retry, ScaledTime};
 use crate::metrics::{self, Metrics};
 use crate::policy::Policy;
 use crate::reply::Reply;
@@ -46,7 +44,7 @@ struct CheckCmd<K> {
     wait: Option<u64>,
 }
 
-fn set_once<T>(slot: &mut Option<T>, value: T) -> Result<(), CmdError> {
+pub(super) fn set_once<T>(slot: &mut Option<T>, value: T) -> Result<(), CmdError> {
     if slot.is_some() {
         return Err(CmdError::Syntax);
     }
@@ -124,7 +122,7 @@ impl CheckCmd<&[u8]> {
     }
 }
 
-fn find_policy(shared: &Shared, name: &str) -> Result<Arc<Policy>, CmdError> {
+pub(super) fn find_policy(shared: &Shared, name: &str) -> Result<Arc<Policy>, CmdError> {
     shared.policies.get(name).ok_or_else(|| {
         CmdError::invalid(format!("unknown policy '{}'", printable(name.as_bytes())))
     })
@@ -304,196 +302,5 @@ async fn wait_in_queue(
             return answer(&shared, &cmd.target, &decision);
         }
         clock.sleep_until(wake).await;
-    }
-}
-
-/// The optional `POLICY name` of `LIMIT.INFO` and `LIMIT.RESET`.
-fn optional_policy(shared: &Shared, args: &mut Args<'_>) -> Result<Option<Arc<Policy>>, CmdError> {
-    match args.next_arg() {
-        None => Ok(None),
-        Some(word) if is(word, "POLICY") => {
-            let name = args.text()?;
-            args.finish()?;
-            find_policy(shared, name).map(Some)
-        }
-        Some(_) => Err(CmdError::Syntax),
-    }
-}
-
-/// A rule's numbers as a reply map.
-fn rule_fields(p: &Params) -> Vec<(&'static str, Reply)> {
-    let mut fields = vec![
-        ("algorithm", Reply::text(p.algorithm.name())),
-        ("limit", Reply::Int(to_i64(p.limit))),
-        (
-            "window_ms",
-            Reply::Int(to_i64(p.window / crate::clock::NANOS_PER_MS)),
-        ),
-        ("burst", Reply::Int(to_i64(p.capacity()))),
-    ];
-    if p.algorithm.uses_buckets() {
-        fields.push(("buckets", Reply::Int(i64::from(p.buckets))));
-    }
-    fields
-}
-
-fn to_i64(x: u64) -> i64 {
-    i64::try_from(x).unwrap_or(i64::MAX)
-}
-
-/// `LIMIT.INFO key [POLICY name]`.
-pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let shared = ctx.shared;
-    let key = &argv[1];
-    let mut args = Args::new(&argv[2..]);
-    let policy = optional_policy(shared, &mut args)?;
-    let now = ctx.now();
-    let scope = match &policy {
-        Some(p) => Scope::Policy(&p.name),
-        None => Scope::Inline,
-    };
-    let Some(snapshot) = shared.store.inspect(scope, key, policy.as_deref(), now) else {
-        return Ok(Reply::Array(Vec::new()).into());
-    };
-    let look = Request::dry(0);
-    let rules = snapshot
-        .rules
-        .into_iter()
-        .map(|(params, mut state): (Params, State)| {
-            let d = state.check(&params, now, look);
-            let mut fields = rule_fields(&params);
-            fields.push(("remaining", Reply::Int(to_i64(d.remaining))));
-            fields.push((
-                "reset_after_ms",
-                Reply::Int(crate::limiter::ns_to_ms_ceil(d.reset_after)),
-            ));
-            if params.algorithm == Algorithm::LeakyBucket {
-                fields.push(("queued", Reply::Int(to_i64(state.queued(&params, now)))));
-            }
-            Reply::map(fields)
-        })
-        .collect();
-    Ok(Reply::Array(rules).into())
-}
-
-/// `LIMIT.RESET key [POLICY name]`.
-pub fn reset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let shared = ctx.shared;
-    let mut args = Args::new(&argv[2..]);
-    let policy = optional_policy(shared, &mut args)?;
-    let scope = match &policy {
-        Some(p) => Scope::Policy(&p.name),
-        None => Scope::Inline,
-    };
-    let dropped = shared.store.reset(scope, argv[1], ctx.now());
-    Ok(Reply::Int(i64::from(dropped)).into())
-}
-
-/// Parses rules (`algorithm limit window [BURST n] [BUCKETS n]`, repeated)
-/// until the arguments run out.
-fn parse_rules(args: &mut Args<'_>) -> Result<Vec<Params>, CmdError> {
-    let mut rules = Vec::new();
-    let mut pending: Option<&[u8]> = args.next_arg();
-    while let Some(word) = pending.take() {
-        let algorithm = parse_algorithm(word)?;
-        let limit = parse_count("limit", args.required()?, 1)?;
-        let window = parse_duration("window", args.required()?)?;
-        let (mut burst, mut buckets) = (None, None);
-        while let Some(next) = args.next_arg() {
-            if is(next, "BURST") {
-                set_once(&mut burst, parse_count("burst", args.required()?, 1)?)?;
-            } else if is(next, "BUCKETS") {
-                set_once(&mut buckets, parse_buckets(args.required()?)?)?;
-            } else {
-                pending = Some(next);
-                break;
-            }
-        }
-        rules.push(build_params(algorithm, limit, window, burst, buckets)?);
-    }
-    Ok(rules)
-}
-
-const POLICY_HELP: &[&str] = &[
-    "LIMIT.POLICY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "SET <name> <algorithm> <limit> <window> [BURST <n>] [BUCKETS <n>] [<algorithm> ...]",
-    "    Define or replace a run-time policy of one or more rules, checked all or nothing.",
-    "GET <name>",
-    "    Return the rules of policy <name>.",
-    "DEL <name>",
-    "    Delete run-time policy <name>.",
-    "LIST",
-    "    Return the names of all policies.",
-    "HELP",
-    "    Print this help.",
-];
-
-/// `LIMIT.POLICY SET|GET|DEL|LIST|HELP`.
-pub fn policy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let shared = ctx.shared;
-    let sub = &argv[1];
-    let mut args = Args::new(&argv[2..]);
-    let arity = |n: usize, exact: bool| {
-        let ok = if exact {
-            argv.len() == n
-        } else {
-            argv.len() >= n
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(CmdError::WrongArity(format!(
-                "limit.policy|{}",
-                String::from_utf8_lossy(sub).to_lowercase()
-            )))
-        }
-    };
-    if is(sub, "SET") {
-        arity(6, false)?;
-        let name = args.text()?;
-        valid_policy_name(name)?;
-        let rules = parse_rules(&mut args)?;
-        let policy = Policy {
-            name: name.to_string(),
-            rules,
-            from_config: false,
-        };
-        shared
-            .policies
-            .set(policy)
-            .map_err(|e| CmdError::invalid(e.to_string()))?;
-        shared.persistence.policies_changed();
-        Ok(Reply::OK.into())
-    } else if is(sub, "GET") {
-        arity(3, true)?;
-        let name = args.text()?;
-        Ok(match shared.policies.get(name) {
-            None => Reply::Null,
-            Some(p) => Reply::Array(p.rules.iter().map(|r| Reply::map(rule_fields(r))).collect()),
-        }
-        .into())
-    } else if is(sub, "DEL") {
-        arity(3, true)?;
-        let name = args.text()?;
-        let deleted = shared
-            .policies
-            .delete(name)
-            .map_err(|e| CmdError::invalid(e.to_string()))?;
-        if deleted {
-            shared.persistence.policies_changed();
-        }
-        Ok(Reply::Int(i64::from(deleted)).into())
-    } else if is(sub, "HELP") {
-        arity(2, true)?;
-        Ok(Reply::help(POLICY_HELP).into())
-    } else if is(sub, "LIST") {
-        arity(2, true)?;
-        let names = shared.policies.names();
-        Ok(Reply::Array(names.iter().map(|n| Reply::text(n)).collect()).into())
-    } else {
-        Err(CmdError::UnknownSubcommand {
-            command: "LIMIT.POLICY".into(),
-            sub: printable(sub),
-        })
     }
 }

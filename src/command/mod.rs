@@ -7,6 +7,7 @@ pub mod cell;
 pub mod dispatch;
 pub mod introspect;
 pub mod limit;
+pub mod limit_admin;
 pub mod server;
 pub mod session;
 pub mod table;
@@ -117,7 +118,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "tollgate",
         "0.1.0",
         "Shows the state of a key's rate limit, one map per rule.",
-        limit::info
+        limit_admin::info
     ),
     command!(
         "limit.reset",
@@ -127,7 +128,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "tollgate",
         "0.1.0",
         "Drops the state of a key's rate limit.",
-        limit::reset
+        limit_admin::reset
     ),
     command!(
         "limit.policy",
@@ -137,7 +138,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "tollgate",
         "0.1.0",
         "Sets, gets, deletes and lists named policies.",
-        limit::policy
+        limit_admin::policy
     ),
     command!(
         "cl.throttle",
