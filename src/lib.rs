@@ -10,7 +10,8 @@
 //! - [`frame`]: bytes to requests or a protocol error (pure, fuzzed);
 //!   [`resp`]: replies to RESP2/RESP3 bytes.
 //! - [`command`]: the command table and one file per command family.
-//! - [`store`]: the sharded keyspace; atomic per-key checks; the sweep.
+//! - [`store`]: the sharded keyspace; atomic per-key checks; the sweep; the
+//!   batch prefetch (the crate's one `unsafe`, a cache hint).
 //!   [`slot_index`] is its per-shard hash index.
 //! - [`limiter`]: the six algorithms as pure functions of (state, params, now).
 //! - [`policy`]: named multi-rule policies, all or nothing.

@@ -15,15 +15,22 @@
 //! touched and by [`Store::sweep`]. When it is fresh follows from the state
 //! and the numbers it was last changed under, so no time is stored for it.
 
-use parking_lot::{Mutex, MutexGuard};
-use std::cell::RefCell;
 use std::hash::BuildHasher;
-use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::limiter::{Algorithm, Decision, MAX_BUCKETS, Params, Request, ScaledTime, State};
+use crate::limiter::{Decision, Params, Request, ScaledTime, State};
 use crate::policy::{self, Policy};
-use crate::slot_index::SlotIndex;
+
+mod keys;
+mod prefetch;
+mod shard;
+mod slots;
+mod walk;
+
+use keys::with_map_key;
+pub use keys::{decode_key, encode_key};
+use shard::{Locked, PaddedShard, Shard, lock};
+use slots::{Entry64, Held, Key, Packed, PolicyStates};
 
 /// Which limiter a check addresses: a key checked inline, or a key under a
 /// policy. The two never share state.
@@ -91,301 +98,6 @@ pub struct Snapshot {
     pub rules: Vec<(Params, State)>,
 }
 
-thread_local! {
-    static KEY_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-const TAG_INLINE: u8 = 0;
-const TAG_POLICY: u8 = 1;
-
-/// Builds the map key for (`scope`, `key`) and passes it to `f`: on the
-/// stack for the usual short inline key, else in a reused buffer.
-fn with_map_key<R>(scope: Scope<'_>, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    const SHORT: usize = 64;
-    if scope == Scope::Inline && key.len() < SHORT {
-        let mut buf = [0u8; SHORT];
-        buf[0] = TAG_INLINE;
-        buf[1..=key.len()].copy_from_slice(key);
-        return f(&buf[..=key.len()]);
-    }
-    KEY_BUF.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        buf.clear();
-        encode_key(&mut buf, scope, key);
-        f(&buf)
-    })
-}
-
-/// The map key: a tag byte, for policies the name's length and the name,
-/// then the client's key.
-pub fn encode_key(out: &mut Vec<u8>, scope: Scope<'_>, key: &[u8]) {
-    match scope {
-        Scope::Inline => out.push(TAG_INLINE),
-        Scope::Policy(name) => {
-            out.push(TAG_POLICY);
-            let len = u32::try_from(name.len()).unwrap_or(u32::MAX);
-            out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(name.as_bytes());
-        }
-    }
-    out.extend_from_slice(key);
-}
-
-/// Splits a map key back into its scope and the client's key.
-pub fn decode_key(map_key: &[u8]) -> Option<(Scope<'_>, &[u8])> {
-    let (&tag, rest) = map_key.split_first()?;
-    match tag {
-        TAG_INLINE => Some((Scope::Inline, rest)),
-        TAG_POLICY => {
-            let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-            let name = std::str::from_utf8(rest.get(4..4 + len)?).ok()?;
-            Some((Scope::Policy(name), &rest[4 + len..]))
-        }
-        _ => None,
-    }
-}
-
-// ------------------------------------------------------------ compact parts
-
-/// Longest key kept inline in a slot.
-const INLINE_KEY: usize = 22;
-
-/// A map key in 24 bytes: inline up to 22 bytes, else on the heap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Key {
-    /// `[len, bytes...]`.
-    Inline([u8; INLINE_KEY + 1]),
-    Heap(Box<[u8]>),
-}
-
-impl Key {
-    fn new(bytes: &[u8]) -> Key {
-        match Key::new_inline(bytes) {
-            Some(inline) => Key::Inline(inline),
-            None => Key::Heap(bytes.into()),
-        }
-    }
-
-    /// The inline form of `bytes`, if short enough.
-    fn new_inline(bytes: &[u8]) -> Option<[u8; INLINE_KEY + 1]> {
-        if bytes.len() > INLINE_KEY {
-            return None;
-        }
-        let mut inline = [0u8; INLINE_KEY + 1];
-        inline[0] = bytes.len() as u8;
-        inline[1..=bytes.len()].copy_from_slice(bytes);
-        Some(inline)
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Key::Inline(b) => &b[1..=usize::from(b[0])],
-            Key::Heap(b) => b,
-        }
-    }
-}
-
-/// Two inline keys compared as two overlapping words each (bytes 0..16 and
-/// 15..23) rather than by a `memcmp` call.
-fn inline_eq(a: &[u8; INLINE_KEY + 1], b: &[u8; INLINE_KEY + 1]) -> bool {
-    let head =
-        |k: &[u8; INLINE_KEY + 1]| u128::from_ne_bytes(k[..16].try_into().unwrap_or([0; 16]));
-    let tail = |k: &[u8; INLINE_KEY + 1]| u64::from_ne_bytes(k[15..].try_into().unwrap_or([0; 8]));
-    head(a) == head(b) && tail(a) == tail(b)
-}
-
-/// A rule's numbers in 16 bytes: limit and burst (40 bits each), window in
-/// ms (35 bits), buckets (10 bits), algorithm (3 bits). Every valid rule
-/// fits: counts are at most 10^12 < 2^40, windows are whole milliseconds up
-/// to 366 days < 2^35 ms, buckets at most 1000 < 2^10.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Packed([u64; 2]);
-
-const MS: u64 = 1_000_000;
-
-impl Packed {
-    fn new(p: &Params) -> Packed {
-        let algorithm = Algorithm::ALL
-            .iter()
-            .position(|a| *a == p.algorithm)
-            .unwrap_or(0) as u64;
-        let window_ms = p.window / MS;
-        // lo: limit (40 bits), the low 24 bits of burst.
-        let lo = (p.limit & MASK40) | (p.burst << 40);
-        // hi: the high 16 bits of burst, window_ms (35), buckets (10), algorithm (3).
-        let hi = ((p.burst & MASK40) >> 24)
-            | ((window_ms & MASK35) << 16)
-            | (u64::from(p.buckets.min(MAX_BUCKETS)) << 51)
-            | (algorithm << 61);
-        Packed([lo, hi])
-    }
-
-    fn params(self) -> Params {
-        let [lo, hi] = self.0;
-        let limit = lo & MASK40;
-        let burst = (lo >> 40) | ((hi & 0xffff) << 24);
-        let window = ((hi >> 16) & MASK35) * MS;
-        let buckets = ((hi >> 51) & 0x3ff) as u32;
-        let algorithm = Algorithm::ALL[((hi >> 61) as usize).min(5)];
-        Params {
-            algorithm,
-            limit,
-            window,
-            burst,
-            buckets,
-        }
-    }
-}
-
-const MASK40: u64 = (1 << 40) - 1;
-const MASK35: u64 = (1 << 35) - 1;
-
-/// The states of a key under a policy, and when they are all fresh.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PolicyStates {
-    fresh_at: u64,
-    states: Vec<State>,
-}
-
-/// What a slot holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Held {
-    Inline(State),
-    Policy(Box<PolicyStates>),
-}
-
-/// One key's slot: one cache line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[repr(align(64))]
-struct Entry64 {
-    key: Key,
-    /// The numbers of the last change (inline keys).
-    params: Packed,
-    held: Held,
-}
-
-impl Entry64 {
-    fn fresh_at(&self) -> u64 {
-        match &self.held {
-            Held::Inline(state) => state.fresh_at(&self.params.params()),
-            Held::Policy(p) => p.fresh_at,
-        }
-    }
-}
-
-/// One shard: dense slots and an index of slot numbers by key hash.
-#[derive(Debug, Default)]
-struct Shard {
-    index: SlotIndex,
-    slots: Vec<Entry64>,
-    /// Set once any slot has held a state with heap parts (a log or bucket
-    /// list), which [`Store::prefetch`] then fetches too.
-    heap_states: bool,
-}
-
-/// A shard's lock, and where its index lives for [`Store::prefetch`]
-/// (published under the lock, read without it: a stale pair only makes a
-/// prefetch useless, never wrong).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct PaddedShard {
-    shard: Mutex<Shard>,
-    index_base: AtomicPtr<u32>,
-    index_mask: AtomicUsize,
-}
-
-/// A locked shard; republishes the index's place when unlocked.
-struct Locked<'a> {
-    guard: MutexGuard<'a, Shard>,
-    pad: &'a PaddedShard,
-}
-
-impl Deref for Locked<'_> {
-    type Target = Shard;
-    fn deref(&self) -> &Shard {
-        &self.guard
-    }
-}
-
-impl DerefMut for Locked<'_> {
-    fn deref_mut(&mut self) -> &mut Shard {
-        &mut self.guard
-    }
-}
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        let (base, mask) = self.guard.index.layout();
-        if self.pad.index_base.load(Ordering::Relaxed).cast_const() != base {
-            self.pad
-                .index_base
-                .store(base.cast_mut(), Ordering::Relaxed);
-        }
-        if self.pad.index_mask.load(Ordering::Relaxed) != mask {
-            self.pad.index_mask.store(mask, Ordering::Relaxed);
-        }
-    }
-}
-
-impl PaddedShard {
-    fn lock(&self) -> Locked<'_> {
-        Locked {
-            guard: self.shard.lock(),
-            pad: self,
-        }
-    }
-}
-
-impl Shard {
-    fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        let slots = &self.slots;
-        match Key::new_inline(key) {
-            // Inline keys compare as fixed-size arrays.
-            Some(inline) => self.index.find(
-                hash,
-                |i| matches!(&slots[i].key, Key::Inline(k) if inline_eq(k, &inline)),
-            ),
-            None => self.index.find(hash, |i| slots[i].key.as_bytes() == key),
-        }
-    }
-
-    fn insert(&mut self, hash: u64, entry: Entry64, hasher: &impl BuildHasher) -> usize {
-        if let Held::Inline(state) = &entry.held {
-            self.heap_states |= state.heap_lines().is_some();
-        }
-        let i = self.slots.len();
-        self.slots.push(entry);
-        let slots = &self.slots;
-        self.index
-            .insert(hash, i, |j| hasher.hash_one(slots[j].key.as_bytes()));
-        i
-    }
-
-    /// Removes slot `i` (whose key hashes to `hash`), moving the last slot
-    /// into its place.
-    fn remove(&mut self, hash: u64, i: usize, hasher: &impl BuildHasher) -> Entry64 {
-        let slots = &self.slots;
-        self.index
-            .remove(hash, i, |j| hasher.hash_one(slots[j].key.as_bytes()));
-        let last = self.slots.len() - 1;
-        if i != last {
-            let moved = hasher.hash_one(self.slots[last].key.as_bytes());
-            self.index.repoint(moved, last, i);
-        }
-        self.slots.swap_remove(i)
-    }
-
-    /// Gives memory back after many removals.
-    fn shrink(&mut self, hasher: &impl BuildHasher) {
-        if self.slots.capacity() > 64 && self.slots.len() < self.slots.capacity() / 4 {
-            self.slots.shrink_to(self.slots.len() * 2);
-            let slots = &self.slots;
-            self.index
-                .shrink(|j| hasher.hash_one(slots[j].key.as_bytes()));
-        }
-    }
-}
-
 /// The sharded keyspace.
 #[derive(Debug)]
 pub struct Store {
@@ -402,12 +114,12 @@ impl Default for Store {
 }
 
 /// Shards per store: enough that threads rarely meet on one.
-const SHARDS: usize = 64;
+pub(super) const SHARDS: usize = 64;
 
 /// Index size (entries) from which [`Store::prefetch`] fetches a shard's
 /// lines ahead: 1024 entries index at least 384 keys, so 64 such shards hold
 /// at least 1.5 MB of slots, about what a core's L2 cache keeps.
-const PREFETCH_FROM: usize = 1024;
+pub(super) const PREFETCH_FROM: usize = 1024;
 
 impl Store {
     pub fn new() -> Store {
@@ -425,57 +137,6 @@ impl Store {
     fn shard(&self, hash: u64) -> Locked<'_> {
         self.shard_of(hash).lock()
     }
-
-    /// Starts fetching what checks of these inline keys will read: first
-    /// every key's index line (no lock), then, with those arriving, every
-    /// key's slot (each shard locked briefly, skipped if busy). Checks run
-    /// soon after then find both in the cache: the misses of a pipelined
-    /// batch overlap instead of coming one after another. Changes nothing.
-    pub fn prefetch(&self, keys: &[&[u8]]) {
-        let mut hashes = smallvec::SmallVec::<[u64; 64]>::with_capacity(keys.len());
-        for key in keys {
-            let hash = with_map_key(Scope::Inline, key, |map_key| self.hasher.hash_one(map_key));
-            let pad = self.shard_of(hash);
-            let mask = pad.index_mask.load(Ordering::Relaxed);
-            // A small shard stays in the cache by itself: fetching ahead
-            // would only cost (3% with 100 keys).
-            if mask < PREFETCH_FROM - 1 {
-                continue;
-            }
-            let base = pad.index_base.load(Ordering::Relaxed);
-            prefetch(base.wrapping_add(SlotIndex::home(hash, mask)));
-            hashes.push(hash);
-        }
-        let mut heap = false;
-        for &hash in &hashes {
-            let Some(shard) = self.shard_of(hash).shard.try_lock() else {
-                continue;
-            };
-            if let Some(i) = shard.index.candidate(hash) {
-                prefetch(shard.slots.as_ptr().wrapping_add(i).cast());
-                heap |= shard.heap_states;
-            }
-        }
-        if !heap {
-            return;
-        }
-        // Logs and bucket lists live behind a pointer in the slot: with the
-        // slots arriving, fetch the lines of each that a check reads.
-        for &hash in &hashes {
-            let Some(shard) = self.shard_of(hash).shard.try_lock() else {
-                continue;
-            };
-            let Some(slot) = shard.index.candidate(hash).and_then(|i| shard.slots.get(i)) else {
-                continue;
-            };
-            if let Held::Inline(state) = &slot.held
-                && let Some(lines) = state.heap_lines()
-            {
-                lines.into_iter().for_each(|line| prefetch(line.cast()));
-            }
-        }
-    }
-
     /// Notes a change for the next snapshot (a read first: cheap when set).
     fn touch(&self) {
         if !self.changed.load(Ordering::Relaxed) {
@@ -720,99 +381,11 @@ impl Store {
         }
         self.touch();
     }
-
-    /// Drops every state that is fresh at `now`, shard by shard; answers how many.
-    pub fn sweep(&self, now: u64) -> usize {
-        (0..SHARDS).map(|i| self.sweep_shard(i, now)).sum()
-    }
-
-    /// How many shards [`Store::sweep_shard`] takes in turn.
-    pub fn shard_count(&self) -> usize {
-        SHARDS
-    }
-
-    /// Drops the fresh states of shard `i` only: the sweeper visits one
-    /// shard at a time, so no lock is held long and the work is spread out.
-    pub fn sweep_shard(&self, i: usize, now: u64) -> usize {
-        let mut shard = lock(&self.shards[i % SHARDS]);
-        let mut dropped = 0;
-        let mut j = 0;
-        while j < shard.slots.len() {
-            if shard.slots[j].fresh_at() <= now {
-                let hash = self.hasher.hash_one(shard.slots[j].key.as_bytes());
-                shard.remove(hash, j, &self.hasher);
-                dropped += 1;
-            } else {
-                j += 1;
-            }
-        }
-        shard.shrink(&self.hasher);
-        dropped
-    }
-
-    /// Visits every stored state with its map key and fresh time, one shard
-    /// at a time (each shard is locked only while it is visited).
-    pub fn for_each(&self, mut f: impl FnMut(&[u8], u64, SlotRef<'_>)) {
-        for s in self.shards.iter() {
-            let shard = lock(s);
-            for e in &shard.slots {
-                let view = match &e.held {
-                    Held::Inline(state) => SlotRef::Inline {
-                        params: e.params.params(),
-                        state,
-                    },
-                    Held::Policy(p) => SlotRef::Policy(&p.states),
-                };
-                f(e.key.as_bytes(), e.fresh_at(), view);
-            }
-        }
-    }
-
-    /// Inserts (or replaces) a state as it was saved (used when restoring).
-    pub fn insert_raw(&self, map_key: Box<[u8]>, entry: Entry) {
-        let (params, held) = match entry.slot {
-            Slot::Inline { params, state } => (Packed::new(&params), Held::Inline(state)),
-            Slot::Policy(states) => (
-                Packed::default(),
-                Held::Policy(Box::new(PolicyStates {
-                    fresh_at: entry.fresh_at,
-                    states,
-                })),
-            ),
-        };
-        let hash = self.hasher.hash_one(&*map_key);
-        let mut shard = self.shard(hash);
-        if let Some(i) = shard.find(hash, &map_key) {
-            shard.remove(hash, i, &self.hasher);
-        }
-        let slot = Entry64 {
-            key: Key::new(&map_key),
-            params,
-            held,
-        };
-        shard.insert(hash, slot, &self.hasher);
-    }
-}
-
-fn lock(s: &PaddedShard) -> Locked<'_> {
-    s.lock()
-}
-
-/// A hint to the CPU to load the cache line at `p`. It reads nothing in
-/// the program's sense, so any address (even a stale one) is fine.
-#[inline(always)]
-fn prefetch(p: *const u32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and has no effect but on the cache.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]
 mod tests {
+    use super::slots::{INLINE_KEY, MS, inline_eq};
     use super::*;
     use crate::limiter::{Algorithm, Retry};
 
