@@ -11,8 +11,8 @@
 //!   [`resp`]: replies to RESP2/RESP3 bytes.
 //! - [`command`]: the command table and one file per command family.
 //! - [`store`]: the sharded keyspace; atomic per-key checks; the sweep; the
-//!   batch prefetch (the crate's one `unsafe`, a cache hint).
-//!   [`slot_index`] is its per-shard hash index.
+//!   batch prefetch (the crate's one `unsafe`, a cache hint); each shard's
+//!   open-addressed index ([`store::index`]).
 //! - [`limiter`]: the six algorithms as pure functions of (state, params, now).
 //! - [`policy`]: named multi-rule policies, all or nothing.
 //! - [`wait`]: first-come-first-served queues for `WAIT`; held replies counted.
@@ -40,7 +40,6 @@ pub mod policy;
 pub mod reply;
 pub mod resp;
 pub mod server;
-pub mod slot_index;
 pub mod snapshot;
 pub mod state;
 pub mod store;

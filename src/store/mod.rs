@@ -3,7 +3,7 @@
 //!
 //! Each shard is a dense vector of 64-byte slots (key inline up to 22 bytes,
 //! the numbers packed into 16 bytes, the state in 24) and an open-addressed
-//! index of 4-byte slot numbers ([`SlotIndex`]), behind one mutex. A check
+//! index of 4-byte slot numbers ([`index::SlotIndex`]), behind one mutex. A check
 //! locks one shard only around the pure limiter step, so checks of one key
 //! are atomic and checks of other keys run in parallel.
 //!
@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::limiter::{Decision, Params, Request, ScaledTime, State};
 use crate::policy::{self, Policy};
 
+pub mod index;
 mod keys;
 mod prefetch;
 mod shard;

@@ -3,10 +3,10 @@
 use std::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 
+use super::index::SlotIndex;
 use super::keys::with_map_key;
 use super::slots::Held;
 use super::{PREFETCH_FROM, Scope, Store};
-use crate::slot_index::SlotIndex;
 
 impl Store {
     /// Starts fetching what checks of these inline keys will read: first

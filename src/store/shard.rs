@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
+use super::index::SlotIndex;
 use super::slots::{Entry64, Held, Key, inline_eq};
-use crate::slot_index::SlotIndex;
 
 /// One shard: dense slots and an index of slot numbers by key hash.
 #[derive(Debug, Default)]
