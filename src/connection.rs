@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::clients::ClientGuard;
 use crate::command::{Ctx, Outcome, Pending, Session, dispatch, prefetch_key};
-use crate::frame::{Limits, Request, next_request};
+use crate::frame::{Frame, Limits, next_request};
 use crate::reply::Reply;
 use crate::resp::encode;
 use crate::state::Shared;
@@ -25,7 +25,7 @@ const FLUSH_AT: usize = 64 * 1024;
 const BATCH: usize = 64;
 
 /// How a held reply ended.
-enum Held {
+enum HoldEnd {
     Ready(Reply),
     ClientGone,
     ShuttingDown,
@@ -40,18 +40,18 @@ async fn hold(
     inbuf: &mut BytesMut,
     limits: &Limits,
     shutdown: &mut watch::Receiver<bool>,
-) -> Held {
+) -> HoldEnd {
     tokio::pin!(pending);
     loop {
         tokio::select! {
-            reply = &mut pending => return Held::Ready(reply),
+            reply = &mut pending => return HoldEnd::Ready(reply),
             read = rd.read_buf(inbuf), if inbuf.len() <= limits.max_query_buffer_bytes => {
                 match read {
-                    Ok(0) | Err(_) => return Held::ClientGone,
+                    Ok(0) | Err(_) => return HoldEnd::ClientGone,
                     Ok(_) => {}
                 }
             }
-            _ = shutdown.changed() => return Held::ShuttingDown,
+            _ = shutdown.changed() => return HoldEnd::ShuttingDown,
         }
     }
 }
@@ -74,7 +74,7 @@ pub async fn serve(
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     // Grows to the largest batch this client sends (at most BATCH).
-    let mut batch: Vec<Request> = Vec::new();
+    let mut batch: Vec<Frame> = Vec::new();
     loop {
         loop {
             // Decode the whole batch first, so that the keys it checks can be
@@ -136,9 +136,9 @@ pub async fn serve(
                         let held = hold(pending, &mut rd, &mut inbuf, &limits, &mut shutdown).await;
                         batch_time.set(None);
                         match held {
-                            Held::Ready(reply) => encode(reply, session.protocol, &mut out),
-                            Held::ClientGone => return,
-                            Held::ShuttingDown => {
+                            HoldEnd::Ready(reply) => encode(reply, session.protocol, &mut out),
+                            HoldEnd::ClientGone => return,
+                            HoldEnd::ShuttingDown => {
                                 let err = Reply::Error("ERR server is shutting down".into());
                                 encode(err, session.protocol, &mut out);
                                 let _ = wr.write_all(&out).await;

@@ -36,14 +36,14 @@ pub struct Limits {
 /// are borrowed from the buffer, so parsing copies nothing and touches no
 /// reference counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub struct Frame {
     data: Bytes,
     /// (start, end) of each argument in `data`: 32-bit, so that a request
     /// moves as 100 bytes, not 170 (a request is at most 4 GiB).
     spans: SmallVec<[(u32, u32); 8]>,
 }
 
-impl Request {
+impl Frame {
     /// The arguments, the command name first.
     pub fn args(&self) -> SmallVec<[&[u8]; 8]> {
         self.spans
@@ -64,7 +64,7 @@ impl Request {
     }
 
     /// A request of these arguments (an inline request: at most 64 KiB).
-    fn from_owned(args: Vec<Vec<u8>>) -> Request {
+    fn from_owned(args: Vec<Vec<u8>>) -> Frame {
         let mut data = Vec::with_capacity(args.iter().map(Vec::len).sum());
         let mut spans = SmallVec::new();
         for a in args {
@@ -72,7 +72,7 @@ impl Request {
             data.extend_from_slice(&a);
             spans.push((offset(start), offset(data.len())));
         }
-        Request {
+        Frame {
             data: Bytes::from(data),
             spans,
         }
@@ -86,7 +86,7 @@ fn offset(n: usize) -> u32 {
 
 /// Takes one request off the front of `buf`: `Ok(None)` if it is not all
 /// there yet; an empty request for an empty line or array.
-pub fn next_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
+pub fn next_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
     if buf.is_empty() {
         return Ok(None);
     }
@@ -115,7 +115,7 @@ pub fn next_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Reques
             }
         }
     }
-    Ok(Some(Request { data, spans }))
+    Ok(Some(Frame { data, spans }))
 }
 
 /// Reads `N` from a `<type>N\r\n` header at `start`; the position after it.
@@ -193,7 +193,7 @@ pub fn multibulk_extent(buf: &[u8], max_arg: usize) -> Result<Option<usize>, Pro
 }
 
 /// An inline request: one line, split like Redis's `sdssplitargs`.
-fn inline_request(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
+fn inline_request(buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > MAX_INLINE {
             return Err(protocol_error("too big inline request"));
@@ -204,7 +204,7 @@ fn inline_request(buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> 
     let line = line.strip_suffix(b"\n").unwrap_or(&line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     split_args(line)
-        .map(|args| Some(Request::from_owned(args)))
+        .map(|args| Some(Frame::from_owned(args)))
         .ok_or_else(|| protocol_error("unbalanced quotes in request"))
 }
 

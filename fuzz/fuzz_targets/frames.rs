@@ -5,7 +5,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use tollgate::frame::{Limits, Request, next_request};
+use tollgate::frame::{Frame, Limits, next_request};
 
 const LIMITS: Limits = Limits {
     max_arg_bytes: 1 << 16,
@@ -13,7 +13,7 @@ const LIMITS: Limits = Limits {
 };
 
 /// Decodes everything `chunks` deliver, as a connection reads them.
-fn decode(chunks: &[&[u8]]) -> (Vec<Request>, Option<String>) {
+fn decode(chunks: &[&[u8]]) -> (Vec<Frame>, Option<String>) {
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for chunk in chunks {

@@ -81,6 +81,6 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
     })?;
     shared
         .metrics
-        .record(Metrics::slot(Algorithm::Gcra), !reply.limited);
+        .record(Metrics::series(Algorithm::Gcra), !reply.limited);
     Ok(Reply::decision(reply.fields()).into())
 }

@@ -60,21 +60,21 @@ fn dispatch_inner(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError
     let started = (is_check && crate::metrics::sample_this_one()).then(std::time::Instant::now);
     let outcome = (spec.run)(ctx, argv)?;
     if let (Some(started), Outcome::Reply(_)) = (started, &outcome)
-        && let Some(slot) = check_slot(spec, argv)
+        && let Some(series) = check_series(spec, argv)
     {
-        ctx.shared.metrics.observe_check(slot, started.elapsed());
+        ctx.shared.metrics.observe_check(series, started.elapsed());
     }
     Ok(outcome)
 }
 
-/// The metrics slot of a check command (`None` for other commands).
-fn check_slot(spec: &CommandSpec, argv: &[&[u8]]) -> Option<usize> {
+/// The metrics series of a check command (`None` for other commands).
+fn check_series(spec: &CommandSpec, argv: &[&[u8]]) -> Option<usize> {
     match spec.name {
-        "cl.throttle" => Some(crate::metrics::Metrics::slot(
+        "cl.throttle" => Some(crate::metrics::Metrics::series(
             crate::limiter::Algorithm::Gcra,
         )),
         "limit.check" => Some(match crate::limiter::Algorithm::parse(argv.get(2)?) {
-            Some(a) => crate::metrics::Metrics::slot(a),
+            Some(a) => crate::metrics::Metrics::series(a),
             None => crate::metrics::POLICY,
         }),
         _ => None,

@@ -147,11 +147,11 @@ fn run_check(
 
 /// The reply for a final decision, counted in the metrics.
 fn answer(shared: &Shared, target: &Target, decision: &Decision) -> Reply {
-    let slot = match target {
-        Target::Inline(params) => Metrics::slot(params.algorithm),
+    let series = match target {
+        Target::Inline(params) => Metrics::series(params.algorithm),
         Target::Policy(_) => metrics::POLICY,
     };
-    shared.metrics.record(slot, decision.allowed);
+    shared.metrics.record(series, decision.allowed);
     Reply::decision(decision.fields())
 }
 

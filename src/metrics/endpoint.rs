@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::{Metrics, POLICY, slot_name};
+use super::{Metrics, POLICY, series_name};
 use crate::state::Shared;
 
 /// Reads the server's counters at scrape time.
@@ -115,7 +115,7 @@ impl Collector for ServerCollector {
         )?;
         for i in 0..=POLICY {
             for (result, v) in [("allowed", m.allowed(i)), ("denied", m.denied(i))] {
-                let labels = [("algorithm", slot_name(i)), ("result", result)];
+                let labels = [("algorithm", series_name(i)), ("result", result)];
                 ConstCounter::new(v).encode(checks.encode_family(&labels)?)?;
             }
         }
@@ -126,7 +126,7 @@ impl Collector for ServerCollector {
             MetricType::Histogram,
         )?;
         for i in 0..=POLICY {
-            let labels = [("algorithm", slot_name(i))];
+            let labels = [("algorithm", series_name(i))];
             let (sum, count, buckets) = m.latency(i);
             latency
                 .encode_family(&labels)?

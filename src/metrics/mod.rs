@@ -133,7 +133,7 @@ fn bump(counter: &AtomicU64) {
 
 impl Metrics {
     /// Index of `algorithm` in the per-algorithm counters.
-    pub fn slot(algorithm: Algorithm) -> usize {
+    pub fn series(algorithm: Algorithm) -> usize {
         Algorithm::ALL
             .iter()
             .position(|a| *a == algorithm)
@@ -149,44 +149,44 @@ impl Metrics {
         bump(&self.mine().commands);
     }
 
-    /// Counts one final check decision of `slot`.
-    pub fn record(&self, slot: usize, allowed: bool) {
+    /// Counts one final check decision of `series`.
+    pub fn record(&self, series: usize, allowed: bool) {
         let stripe = self.mine();
         bump(if allowed {
-            &stripe.allowed[slot]
+            &stripe.allowed[series]
         } else {
-            &stripe.denied[slot]
+            &stripe.denied[series]
         });
     }
 
-    /// Records how long a sampled, answered check of `slot` took.
-    pub fn observe_check(&self, slot: usize, took: Duration) {
-        self.mine().check_latency[slot].observe(took);
+    /// Records how long a sampled, answered check of `series` took.
+    pub fn observe_check(&self, series: usize, took: Duration) {
+        self.mine().check_latency[series].observe(took);
     }
 
     pub fn commands(&self) -> u64 {
         self.stripes.iter().map(|s| Metrics::get(&s.commands)).sum()
     }
 
-    pub fn allowed(&self, slot: usize) -> u64 {
+    pub fn allowed(&self, series: usize) -> u64 {
         self.stripes
             .iter()
-            .map(|s| Metrics::get(&s.allowed[slot]))
+            .map(|s| Metrics::get(&s.allowed[series]))
             .sum()
     }
 
-    pub fn denied(&self, slot: usize) -> u64 {
+    pub fn denied(&self, series: usize) -> u64 {
         self.stripes
             .iter()
-            .map(|s| Metrics::get(&s.denied[slot]))
+            .map(|s| Metrics::get(&s.denied[series]))
             .sum()
     }
 
-    /// The latency histogram of `slot`, summed over the stripes.
-    pub(crate) fn latency(&self, slot: usize) -> HistogramData {
+    /// The latency histogram of `series`, summed over the stripes.
+    pub(crate) fn latency(&self, series: usize) -> HistogramData {
         let mut total: Option<HistogramData> = None;
         for s in self.stripes.iter() {
-            let (sum, count, buckets) = s.check_latency[slot].snapshot();
+            let (sum, count, buckets) = s.check_latency[series].snapshot();
             total = Some(match total {
                 None => (sum, count, buckets),
                 Some((ts, tc, mut tb)) => {
@@ -205,8 +205,8 @@ impl Metrics {
     }
 }
 
-/// The label value of slot `i`.
-pub(crate) fn slot_name(i: usize) -> &'static str {
+/// The label value of series `i`.
+pub(crate) fn series_name(i: usize) -> &'static str {
     Algorithm::ALL.get(i).map_or("policy", |a| a.name())
 }
 

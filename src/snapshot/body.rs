@@ -11,7 +11,7 @@ use crate::limiter::sliding_window::SlidingWindow;
 use crate::limiter::token_bucket::TokenBucket;
 use crate::limiter::{Algorithm, MAX_BUCKETS, MAX_COUNT, MAX_WINDOW_NS, Params, ScaledTime, State};
 use crate::policy::Policy;
-use crate::store::{Entry, Slot, SlotRef, Store};
+use crate::store::{Entry, Saved, SavedRef, Store};
 
 use super::Contents;
 
@@ -40,12 +40,12 @@ pub(super) fn encode_body(store: &Store, policies: &[std::sync::Arc<Policy>], no
         put_bytes(&mut body, key);
         put_u64(&mut body, fresh_at);
         match slot {
-            SlotRef::Inline { params, state } => {
+            SavedRef::Inline { params, state } => {
                 body.push(0);
                 put_params(&mut body, &params);
                 put_state(&mut body, state);
             }
-            SlotRef::Policy(states) => {
+            SavedRef::Policy(states) => {
                 body.push(1);
                 put_u32(&mut body, states.len() as u32);
                 for s in states {
@@ -288,18 +288,18 @@ pub(super) fn decode_body(body: &[u8]) -> Read<Contents> {
                 if state.algorithm() != params.algorithm {
                     return Err("state does not match its rule".into());
                 }
-                Slot::Inline { params, state }
+                Saved::Inline { params, state }
             }
             1 => {
                 let n = u64::from(r.u32()?);
                 let n = r.count(n, 17)?;
-                Slot::Policy((0..n).map(|_| r.state()).collect::<Read<Vec<_>>>()?)
+                Saved::Policy((0..n).map(|_| r.state()).collect::<Read<Vec<_>>>()?)
             }
             tag => return Err(format!("unknown slot tag {tag}")),
         };
         // The store relies on this pairing; a file that breaks it is refused
         // here rather than trusted later.
-        if inline_key != matches!(slot, Slot::Inline { .. }) {
+        if inline_key != matches!(slot, Saved::Inline { .. }) {
             return Err("a key's kind does not match its state".into());
         }
         entries.push((key, Entry { fresh_at, slot }));

@@ -46,32 +46,32 @@ pub enum Scope<'a> {
 pub struct Entry {
     /// When the state is back to fresh (ns since the epoch).
     pub fresh_at: u64,
-    pub slot: Slot,
+    pub slot: Saved,
 }
 
 /// The state of an inline key (with the numbers it was last changed under)
 /// or of a key under a policy (one state per rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Slot {
+pub enum Saved {
     Inline { params: Params, state: State },
     Policy(Vec<State>),
 }
 
 /// A borrowed view of a stored state (see [`Store::for_each`]).
 #[derive(Debug, Clone, Copy)]
-pub enum SlotRef<'a> {
+pub enum SavedRef<'a> {
     Inline { params: Params, state: &'a State },
     Policy(&'a [State]),
 }
 
-impl SlotRef<'_> {
-    pub fn to_owned(self) -> Slot {
+impl SavedRef<'_> {
+    pub fn to_owned(self) -> Saved {
         match self {
-            SlotRef::Inline { params, state } => Slot::Inline {
+            SavedRef::Inline { params, state } => Saved::Inline {
                 params,
                 state: state.clone(),
             },
-            SlotRef::Policy(states) => Slot::Policy(states.to_vec()),
+            SavedRef::Policy(states) => Saved::Policy(states.to_vec()),
         }
     }
 }
@@ -95,7 +95,7 @@ pub struct Checked {
 
 /// What `LIMIT.INFO` shows of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
+pub struct KeyView {
     pub rules: Vec<(Params, State)>,
 }
 
@@ -329,7 +329,7 @@ impl Store {
         key: &[u8],
         policy: Option<&Policy>,
         now: u64,
-    ) -> Option<Snapshot> {
+    ) -> Option<KeyView> {
         with_map_key(scope, key, |map_key| {
             let hash = self.hasher.hash_one(map_key);
             let shard = self.shard(hash);
@@ -346,7 +346,7 @@ impl Store {
                 }
                 (Held::Policy(_), None) => return None,
             };
-            Some(Snapshot { rules })
+            Some(KeyView { rules })
         })
     }
 

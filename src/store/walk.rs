@@ -5,7 +5,7 @@ use std::hash::BuildHasher;
 
 use super::shard::lock;
 use super::slots::{Entry64, Held, Key, Packed, PolicyStates};
-use super::{Entry, SHARDS, Slot, SlotRef, Store};
+use super::{Entry, SHARDS, Saved, SavedRef, Store};
 
 impl Store {
     /// Drops every state that is fresh at `now`, shard by shard; answers how many.
@@ -39,16 +39,16 @@ impl Store {
 
     /// Visits every stored state with its map key and fresh time, one shard
     /// at a time (each shard is locked only while it is visited).
-    pub fn for_each(&self, mut f: impl FnMut(&[u8], u64, SlotRef<'_>)) {
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], u64, SavedRef<'_>)) {
         for s in self.shards.iter() {
             let shard = lock(s);
             for e in &shard.slots {
                 let view = match &e.held {
-                    Held::Inline(state) => SlotRef::Inline {
+                    Held::Inline(state) => SavedRef::Inline {
                         params: e.params.params(),
                         state,
                     },
-                    Held::Policy(p) => SlotRef::Policy(&p.states),
+                    Held::Policy(p) => SavedRef::Policy(&p.states),
                 };
                 f(e.key.as_bytes(), e.fresh_at(), view);
             }
@@ -58,8 +58,8 @@ impl Store {
     /// Inserts (or replaces) a state as it was saved (used when restoring).
     pub fn insert_raw(&self, map_key: Box<[u8]>, entry: Entry) {
         let (params, held) = match entry.slot {
-            Slot::Inline { params, state } => (Packed::new(&params), Held::Inline(state)),
-            Slot::Policy(states) => (
+            Saved::Inline { params, state } => (Packed::new(&params), Held::Inline(state)),
+            Saved::Policy(states) => (
                 Packed::default(),
                 Held::Policy(Box::new(PolicyStates {
                     fresh_at: entry.fresh_at,
