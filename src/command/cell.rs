@@ -35,6 +35,11 @@ fn number(name: &str, arg: &[u8], min: u64, max: u64) -> Result<u64, CmdError> {
         })
 }
 
+/// The metrics series of `CL.THROTTLE`: GCRA's.
+pub fn series(_argv: &[&[u8]]) -> usize {
+    Metrics::series(Algorithm::Gcra)
+}
+
 /// `CL.THROTTLE`.
 pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     if argv.len() > 6 {

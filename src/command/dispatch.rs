@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::table::{CommandSpec, Flags};
+use super::table::Flags;
 use super::{Ctx, Outcome, lookup};
 use crate::error::CmdError;
 use crate::reply::Reply;
@@ -60,23 +60,10 @@ fn dispatch_inner(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError
     let started = (is_check && crate::metrics::sample_this_one()).then(std::time::Instant::now);
     let outcome = (spec.run)(ctx, argv)?;
     if let (Some(started), Outcome::Reply(_)) = (started, &outcome)
-        && let Some(series) = check_series(spec, argv)
+        && let Some(series_of) = spec.series
     {
+        let series = series_of(argv);
         ctx.shared.metrics.observe_check(series, started.elapsed());
     }
     Ok(outcome)
-}
-
-/// The metrics series of a check command (`None` for other commands).
-fn check_series(spec: &CommandSpec, argv: &[&[u8]]) -> Option<usize> {
-    match spec.name {
-        "cl.throttle" => Some(crate::metrics::Metrics::series(
-            crate::limiter::Algorithm::Gcra,
-        )),
-        "limit.check" => Some(match crate::limiter::Algorithm::parse(argv.get(2)?) {
-            Some(a) => crate::metrics::Metrics::series(a),
-            None => crate::metrics::POLICY,
-        }),
-        _ => None,
-    }
 }

@@ -145,6 +145,14 @@ fn run_check(
     }
 }
 
+/// The metrics series `LIMIT.CHECK key algorithm|POLICY ...` counts under
+/// (arity is checked before, so the algorithm's place exists).
+pub fn series(argv: &[&[u8]]) -> usize {
+    argv.get(2)
+        .and_then(|a| Algorithm::parse(a))
+        .map_or(metrics::POLICY, Metrics::series)
+}
+
 /// The reply for a final decision, counted in the metrics.
 fn answer(shared: &Shared, target: &Target, decision: &Decision) -> Reply {
     let series = match target {

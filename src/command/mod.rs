@@ -108,7 +108,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "tollgate",
         "0.1.0",
         "Checks and, when allowed, consumes units of a key's rate limit.",
-        limit::check
+        limit::check,
+        series = limit::series
     ),
     command!(
         "limit.info",
@@ -148,7 +149,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "tollgate",
         "0.1.0",
         "GCRA rate limiting, answering exactly as redis-cell's CL.THROTTLE.",
-        cell::throttle
+        cell::throttle,
+        series = cell::series
     ),
     command!(
         "ping",
@@ -392,6 +394,27 @@ mod tests {
                 .collect()
         };
         assert_eq!(with(Flags::CHECK), ["limit.check", "cl.throttle"]);
+        // Exactly the checks name their metrics series.
+        for c in COMMANDS {
+            assert_eq!(
+                c.series.is_some(),
+                c.flags.contains(Flags::CHECK),
+                "{}",
+                c.name
+            );
+        }
+        let series = |argv: &[&[u8]]| (lookup(argv[0]).unwrap().series.unwrap())(argv);
+        use crate::limiter::Algorithm;
+        use crate::metrics::{Metrics, POLICY};
+        assert_eq!(
+            series(&[b"CL.THROTTLE", b"k"]),
+            Metrics::series(Algorithm::Gcra)
+        );
+        assert_eq!(
+            series(&[b"LIMIT.CHECK", b"k", b"sliding_log"]),
+            Metrics::series(Algorithm::SlidingLog)
+        );
+        assert_eq!(series(&[b"LIMIT.CHECK", b"k", b"POLICY", b"p"]), POLICY);
         assert_eq!(
             with(Flags::TX_CONTROL),
             ["quit", "reset", "multi", "exec", "discard"]

@@ -58,7 +58,13 @@ pub struct CommandSpec {
     pub summary: &'static str,
     pub since: &'static str,
     pub(super) run: Handler,
+    /// For a check (flag `CHECK`): the metrics series its arguments count
+    /// under (the algorithm, or policies).
+    pub(super) series: Option<SeriesOf>,
 }
+
+/// Which metrics series a check's arguments count under.
+pub type SeriesOf = fn(&[&[u8]]) -> usize;
 
 impl CommandSpec {
     /// Redis's ACL categories, from the flags and the group: LIMIT.CHECK
@@ -104,8 +110,10 @@ impl CommandSpec {
 
 /// One row of [`super::COMMANDS`].
 macro_rules! command {
+    (@series) => { None };
+    (@series $series:path) => { Some($series) };
     ($name:literal, $arity:expr, [$($flag:ident),*], ($first:expr, $last:expr, $step:expr),
-     $group:literal, $since:literal, $summary:literal, $run:path) => {
+     $group:literal, $since:literal, $summary:literal, $run:path $(, series = $series:path)?) => {
         CommandSpec {
             name: $name,
             arity: $arity,
@@ -117,6 +125,7 @@ macro_rules! command {
             summary: $summary,
             since: $since,
             run: $run,
+            series: command!(@series $($series)?),
         }
     };
 }
