@@ -13,6 +13,7 @@ use super::args::parse_i64;
 use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
 use crate::limiter::gcra::Gcra;
+use crate::limiter::rule::{RuleError, count_in};
 use crate::limiter::{
     Algorithm, MAX_COUNT, MAX_FILL_NS, MAX_FILL_TEXT, MAX_WINDOW_NS, Params, ScaledTime, State,
     cell,
@@ -22,17 +23,18 @@ use crate::reply::Reply;
 
 const MAX_PERIOD_S: u64 = MAX_WINDOW_NS / 1_000_000_000;
 
-fn number(name: &str, arg: &[u8], min: u64, max: u64) -> Result<u64, CmdError> {
+/// A number in redis-cell's form: not an integer is Redis's error, out of
+/// range the rule grammar's (`invalid max_burst '-1': expected ...`).
+fn number(name: &'static str, arg: &[u8], min: u64, max: u64) -> Result<u64, CmdError> {
     let n = parse_i64(arg)?;
-    u64::try_from(n)
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| {
-            CmdError::invalid(format!(
-                "invalid {name} '{}': expected an integer from {min} to {max}",
-                printable(arg)
-            ))
-        })
+    let refused = || RuleError::Count {
+        name,
+        value: printable(arg),
+        min,
+        max,
+    };
+    let n = u64::try_from(n).map_err(|_| refused())?;
+    Ok(count_in(name, n, min, max).map_err(|_| refused())?)
 }
 
 /// The metrics series of `CL.THROTTLE`: GCRA's.

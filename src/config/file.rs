@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::{Config, valid_log_level};
 use crate::limiter::rule::{
-    RuleError, build_params, parse_algorithm, parse_duration, valid_policy_name,
+    RuleError, build_params, count_in, parse_algorithm, parse_duration, valid_policy_name,
 };
 use crate::limiter::{MAX_BUCKETS, MAX_COUNT};
 use crate::policy::Policy;
@@ -148,14 +148,6 @@ pub(super) fn parse(text: &str) -> Result<Config, String> {
     Ok(c)
 }
 
-fn count(t: &Text, name: &str, v: &Spanned<u64>) -> Result<u64, String> {
-    if (1..=MAX_COUNT).contains(v.get_ref()) {
-        Ok(*v.get_ref())
-    } else {
-        Err(t.error(v.span(), format!("{name} must be from 1 to {MAX_COUNT}")))
-    }
-}
-
 fn file_policy(t: &Text, p: FilePolicy) -> Result<Policy, String> {
     let name = p.name.get_ref().clone();
     valid_policy_name(&name).map_err(|e| t.error(p.name.span(), e))?;
@@ -170,16 +162,22 @@ fn file_policy(t: &Text, p: FilePolicy) -> Result<Policy, String> {
             |span: Range<usize>, why: String| t.error(span, format!("policy '{name}': {why}"));
         let algorithm = parse_algorithm(r.algorithm.get_ref().as_bytes())
             .map_err(|e| in_policy(r.algorithm.span(), e.to_string()))?;
-        let limit = count(t, "limit", &r.limit)?;
-        let burst = r.burst.as_ref().map(|b| count(t, "burst", b)).transpose()?;
+        // The wire's range checks and words: `invalid limit '0': expected ...`.
+        let count = |name, v: &Spanned<u64>, max| {
+            count_in(name, *v.get_ref(), 1, max).map_err(|e| in_policy(v.span(), e.to_string()))
+        };
+        let limit = count("limit", &r.limit, MAX_COUNT)?;
+        let burst = r
+            .burst
+            .as_ref()
+            .map(|b| count("burst", b, MAX_COUNT))
+            .transpose()?;
         let buckets = match &r.buckets {
-            Some(b) if !(1..=MAX_BUCKETS).contains(b.get_ref()) => {
-                return Err(in_policy(
-                    b.span(),
-                    format!("buckets must be from 1 to {MAX_BUCKETS}"),
-                ));
+            Some(b) => {
+                let spanned = Spanned::new(b.span(), u64::from(*b.get_ref()));
+                Some(count("buckets", &spanned, u64::from(MAX_BUCKETS))? as u32)
             }
-            b => b.as_ref().map(|b| *b.get_ref()),
+            None => None,
         };
         let window = parse_duration("window", r.window.get_ref().as_bytes())
             .map_err(|e| in_policy(r.window.span(), e.to_string()))?;

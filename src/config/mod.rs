@@ -379,7 +379,11 @@ mod tests {
             ),
             (
                 "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"1s\", burst = 0 }]",
-                "line 3, column 66, key burst: burst must be from 1 to 1000000000000",
+                "line 3, column 66, key burst: policy 'a': invalid burst '0': expected an integer from 1 to 1000000000000",
+            ),
+            (
+                "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"sliding_window\", limit = 1, window = \"1s\", buckets = 1001 }]",
+                "line 3, column 78, key buckets: policy 'a': invalid buckets '1001': expected an integer from 1 to 1000",
             ),
             (
                 "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"366d\", burst = 501 }]",

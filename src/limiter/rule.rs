@@ -37,22 +37,38 @@ pub enum RuleError {
     RefillTooLong,
 }
 
-/// An integer from `min` to `max`, named `name` in the error.
+/// An integer from `min` to `max` given as text, named `name` in the error.
 pub fn parse_count_in(
     name: &'static str,
     arg: &[u8],
     min: u64,
     max: u64,
 ) -> Result<u64, RuleError> {
-    ascii_i64(arg)
-        .and_then(|n| u64::try_from(n).ok())
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| RuleError::Count {
+    // The error quotes the argument as sent, not as read.
+    let refused = || RuleError::Count {
+        name,
+        value: printable(arg),
+        min,
+        max,
+    };
+    let n = ascii_i64(arg).and_then(|n| u64::try_from(n).ok());
+    n.ok_or_else(refused)
+        .and_then(|n| count_in(name, n, min, max).map_err(|_| refused()))
+}
+
+/// `n` if it is from `min` to `max` (the one range check, for numbers read
+/// from the wire and from the config file alike).
+pub fn count_in(name: &'static str, n: u64, min: u64, max: u64) -> Result<u64, RuleError> {
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(RuleError::Count {
             name,
-            value: printable(arg),
+            value: n.to_string(),
             min,
             max,
         })
+    }
 }
 
 /// A count (`limit`, `BURST`, `COST`): an integer from `min` to 10^12.
