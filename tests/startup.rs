@@ -164,3 +164,43 @@ fn sighup_says_what_changed_and_what_needs_a_restart() {
     let line = s.wait_log("SIGHUP: reloaded 4 policies");
     assert!(line.ends_with("no policy changed"), "{line}");
 }
+
+#[test]
+fn with_snapshots_off_nothing_is_restored_or_saved_on_its_own() {
+    let dir = scratch_dir();
+    let data = path(&dir.join("data"));
+    let p = Proc::start(&["--data-dir", &data]);
+    let mut c = p.conn();
+    let _: Vec<i64> = redis::cmd("LIMIT.CHECK")
+        .arg(&["k", "fixed_window", "5", "1h"][..])
+        .query(&mut c)
+        .unwrap();
+    p.signal("TERM");
+    assert!(p.wait());
+    let snapshot = dir.join("data").join("dump.tgs");
+    let saved = std::fs::read(&snapshot).expect("the final snapshot");
+
+    let config = dir.join("off.toml");
+    std::fs::write(&config, "snapshots = false\n").unwrap();
+    let p = Proc::start(&["--data-dir", &data, "--config", &path(&config)]);
+    let mut c = p.conn();
+    let size: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(size, 0, "the snapshot is not restored");
+    let _: Vec<i64> = redis::cmd("LIMIT.CHECK")
+        .arg(&["other", "fixed_window", "5", "1h"][..])
+        .query(&mut c)
+        .unwrap();
+    let save: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("save")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(save, ["save", ""]);
+    p.signal("TERM");
+    assert!(p.wait(), "exit 0 without a final snapshot");
+    assert_eq!(
+        std::fs::read(&snapshot).unwrap(),
+        saved,
+        "shutdown wrote no snapshot"
+    );
+}

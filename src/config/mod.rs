@@ -243,7 +243,12 @@ impl Config {
             ("databases", "1".into()),
             (
                 "save",
-                format!("{} 1", self.snapshot_interval_ms.div_ceil(1000)),
+                // Redis's `save ""`: no snapshot is written on its own.
+                if self.snapshots {
+                    format!("{} 1", self.snapshot_interval_ms.div_ceil(1000))
+                } else {
+                    String::new()
+                },
             ),
             ("appendonly", "no".into()),
             ("timeout", "0".into()),
@@ -398,8 +403,18 @@ mod tests {
 
     #[test]
     fn snapshots_can_be_turned_off() {
+        let save = |c: &Config| {
+            c.visible_settings()
+                .into_iter()
+                .find(|(k, _)| *k == "save")
+                .unwrap()
+                .1
+        };
         assert!(Config::default().snapshots);
-        assert!(!Config::from_toml("snapshots = false").unwrap().snapshots);
+        assert_eq!(save(&Config::default()), "10 1");
+        let off = Config::from_toml("snapshots = false").unwrap();
+        assert!(!off.snapshots);
+        assert_eq!(save(&off), "", "as Redis shows save \"\"");
     }
 
     #[test]
