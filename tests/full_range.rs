@@ -13,8 +13,12 @@ use tollgate::store::Store;
 
 const MS: u64 = 1_000_000;
 const YEAR: u64 = 366 * 86_400_000 * MS;
-/// 2026-01-01, and ten years before the clock's end.
-const STARTS: [u64; 2] = [1_767_225_600_000_000_000, u64::MAX - 10 * YEAR];
+/// 2026-01-01, ten years and one year before the clock's end.
+const STARTS: [u64; 3] = [
+    1_767_225_600_000_000_000,
+    u64::MAX - 10 * YEAR,
+    u64::MAX - YEAR,
+];
 
 /// A count: the boundaries, or anything in between on a log scale.
 fn count() -> BoxedStrategy<u64> {
