@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frames commands snapshot config)
+[ ${#targets[@]} -gt 0 ] || targets=(frames frame_scanner commands snapshot config)
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   extra=()
