@@ -13,7 +13,9 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 
 use crate::clients::ClientGuard;
-use crate::command::{Ctx, Outcome, Pending, Session, dispatch, prefetch_key};
+use crate::command::{
+    CommandSpec, Ctx, Outcome, Pending, Session, dispatch_to, lookup, prefetch_key,
+};
 use crate::frame::{Frame, Limits, ProtocolError, next_request};
 use crate::reply::Reply;
 use crate::resp::encode;
@@ -102,8 +104,10 @@ struct Connection {
     shutdown: watch::Receiver<bool>,
     inbuf: BytesMut,
     out: BytesMut,
-    /// Grows to the largest batch this client sends (at most BATCH).
-    batch: Vec<Frame>,
+    /// Requests decoded and not yet run, each with its row of the command
+    /// table (looked up once). Grows to the largest batch this client sends
+    /// (at most BATCH).
+    batch: Vec<(Frame, Option<&'static CommandSpec>)>,
 }
 
 impl Connection {
@@ -152,7 +156,10 @@ impl Connection {
     fn read_batch(&mut self) -> Option<ProtocolError> {
         while self.batch.len() < BATCH {
             match next_request(&mut self.inbuf, &self.limits) {
-                Ok(Some(request)) => self.batch.push(request),
+                Ok(Some(request)) => {
+                    let spec = request.arg(0).and_then(lookup);
+                    self.batch.push((request, spec));
+                }
                 Ok(None) => return None,
                 Err(e) => return Some(e),
             }
@@ -166,7 +173,7 @@ impl Connection {
         let keys: SmallVec<[&[u8]; BATCH]> = self
             .batch
             .iter()
-            .filter_map(|r| prefetch_key([0, 1, 2].map(|i| r.arg(i))))
+            .filter_map(|(r, spec)| prefetch_key(*spec, |i| r.arg(i)))
             .collect();
         self.shared.store.prefetch(&keys);
         drop(keys);
@@ -177,18 +184,19 @@ impl Connection {
         // put back empty with its room kept for the next batch.
         let mut batch = std::mem::take(&mut self.batch);
         let mut flow = Flow::Continue;
-        for request in batch.drain(..) {
+        for (request, spec) in batch.drain(..) {
             if request.is_empty() {
                 continue;
             }
             let argv = request.args();
-            let outcome = dispatch(
+            let outcome = dispatch_to(
                 &mut Ctx {
                     shared: &self.shared,
                     session: &mut self.session,
                     blocking: true,
                     batch_time: &batch_time,
                 },
+                spec,
                 &argv,
             );
             let reply = match outcome {

@@ -10,6 +10,7 @@
 //! `LIMIT.CHECK key gcra ...` and reads the same theoretical arrival time.
 
 use super::args::parse_i64;
+use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
 use crate::limiter::gcra::Gcra;
@@ -91,3 +92,10 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
         .record(Metrics::series(Algorithm::Gcra), !reply.limited);
     Ok(Reply::decision(reply.fields()).into())
 }
+
+/// The family's rows of the command table.
+pub(super) static ROWS: &[CommandSpec] = &[
+    command! { "cl.throttle", -5, [WRITE, FAST, CHECK], (1, 1, 1), "tollgate", "0.1.0",
+    "GCRA rate limiting, answering exactly as redis-cell's CL.THROTTLE.",
+    throttle, series = series },
+];

@@ -4,38 +4,46 @@
 
 use bytes::Bytes;
 
-use super::table::Flags;
+use super::table::{CommandSpec, Flags};
 use super::{Ctx, Outcome, lookup};
 use crate::error::CmdError;
 use crate::reply::Reply;
 
-/// The key a command is about to check inline, for the store to fetch into
-/// the cache ahead ([`crate::store::Store::prefetch`]): `LIMIT.CHECK key
-/// algorithm ...` and `CL.THROTTLE key ...`. The connection asks this of
-/// every request of a pipelined batch before running any, so their cache
-/// misses overlap. `args` are the request's first three arguments.
-pub fn prefetch_key(args: [Option<&[u8]>; 3]) -> Option<&[u8]> {
-    let [Some(name), Some(key), third] = args else {
-        return None;
-    };
-    let inline_check = (name.eq_ignore_ascii_case(b"LIMIT.CHECK")
-        && !third.is_some_and(|a| a.eq_ignore_ascii_case(b"POLICY")))
-        || name.eq_ignore_ascii_case(b"CL.THROTTLE");
-    inline_check.then_some(key)
+/// The key a request will check, for the store to fetch into the cache
+/// ahead ([`crate::store::Store::prefetch`]): a check's first key, by the
+/// table. The connection asks this of every request of a pipelined batch
+/// before running any, so their cache misses overlap. (A policy check's
+/// states live under other keys: fetching its key costs a probe, no more.)
+pub fn prefetch_key<'a>(
+    spec: Option<&CommandSpec>,
+    arg: impl FnOnce(usize) -> Option<&'a [u8]>,
+) -> Option<&'a [u8]> {
+    let spec = spec.filter(|s| s.flags.contains(Flags::CHECK))?;
+    arg(usize::try_from(spec.first_key).ok().filter(|&i| i > 0)?)
 }
 
 /// Runs one command: looks it up, checks arity and authentication, queues it
 /// inside a transaction, or runs it.
 pub fn dispatch(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Outcome {
-    match dispatch_inner(ctx, argv) {
+    dispatch_to(ctx, lookup(argv[0]), argv)
+}
+
+/// Runs one command already looked up (`spec`: the table's row for
+/// `argv[0]`, if any), as a connection's batch does.
+pub fn dispatch_to(ctx: &mut Ctx<'_>, spec: Option<&CommandSpec>, argv: &[&[u8]]) -> Outcome {
+    match dispatch_inner(ctx, spec, argv) {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Reply(e.into()),
     }
 }
 
-fn dispatch_inner(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+fn dispatch_inner(
+    ctx: &mut Ctx<'_>,
+    spec: Option<&CommandSpec>,
+    argv: &[&[u8]],
+) -> Result<Outcome, CmdError> {
     ctx.shared.metrics.command();
-    let Some(spec) = lookup(argv[0]) else {
+    let Some(spec) = spec else {
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
         return Err(CmdError::unknown_command(argv[0], &argv[1..]));
     };

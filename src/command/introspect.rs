@@ -6,6 +6,7 @@
 //! ```
 
 use super::args::is;
+use super::table::{Flags, command};
 use super::{COMMANDS, CommandSpec, Ctx, Outcome, lookup};
 use crate::error::{CmdError, printable};
 use crate::reply::Reply;
@@ -56,7 +57,7 @@ const COMMAND_HELP: &[&str] = &[
 /// `COMMAND` and its subcommands.
 pub fn command(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let Some(sub) = argv.get(1) else {
-        return Ok(Reply::Array(COMMANDS.iter().map(info_of).collect()).into());
+        return Ok(Reply::Array(COMMANDS.iter().copied().map(info_of).collect()).into());
     };
     let names = &argv[2..];
     let reply = if is(sub, "HELP") && names.is_empty() {
@@ -67,7 +68,7 @@ pub fn command(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
         Reply::Array(COMMANDS.iter().map(|c| Reply::text(c.name)).collect())
     } else if is(sub, "INFO") {
         if names.is_empty() {
-            Reply::Array(COMMANDS.iter().map(info_of).collect())
+            Reply::Array(COMMANDS.iter().copied().map(info_of).collect())
         } else {
             Reply::Array(
                 names
@@ -78,7 +79,7 @@ pub fn command(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
         }
     } else if is(sub, "DOCS") {
         let chosen: Vec<&CommandSpec> = if names.is_empty() {
-            COMMANDS.iter().collect()
+            COMMANDS.clone()
         } else {
             names.iter().filter_map(|n| lookup(n)).collect()
         };
@@ -99,3 +100,10 @@ pub fn command(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
     };
     Ok(reply.into())
 }
+
+/// The family's rows of the command table.
+pub(super) static ROWS: &[CommandSpec] = &[
+    command! { "command", -1, [STALE], (0, 0, 0), "server", "2.8.13",
+    "Returns detailed information about all commands.",
+    command },
+];

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use scopeguard::ScopeGuard;
 
 use super::args::{Args, is};
+use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
 use crate::limiter::rule::{
@@ -312,3 +313,10 @@ async fn wait_in_queue(
         clock.sleep_until(wake).await;
     }
 }
+
+/// The family's rows of the command table.
+pub(super) static ROWS: &[CommandSpec] = &[
+    command! { "limit.check", -4, [WRITE, FAST, CHECK], (1, 1, 1), "tollgate", "0.1.0",
+    "Checks and, when allowed, consumes units of a key's rate limit.",
+    check, series = series },
+];

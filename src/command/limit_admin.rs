@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::args::{Args, is};
 use super::limit::{find_policy, set_once};
+use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
 use crate::limiter::rule::{
@@ -214,3 +215,16 @@ pub fn policy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         })
     }
 }
+
+/// The family's rows of the command table.
+pub(super) static ROWS: &[CommandSpec] = &[
+    command! { "limit.info", -2, [READONLY, FAST], (1, 1, 1), "tollgate", "0.1.0",
+    "Shows the state of a key's rate limit, one map per rule.",
+    info },
+    command! { "limit.reset", -2, [WRITE, FAST], (1, 1, 1), "tollgate", "0.1.0",
+    "Drops the state of a key's rate limit.",
+    reset },
+    command! { "limit.policy", -2, [ADMIN], (0, 0, 0), "tollgate", "0.1.0",
+    "Sets, gets, deletes and lists named policies.",
+    policy },
+];

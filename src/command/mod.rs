@@ -11,13 +11,12 @@ pub mod limit_admin;
 pub mod server;
 pub mod session;
 pub mod table;
+pub mod transaction;
 
-pub use dispatch::{dispatch, prefetch_key};
-use table::command;
+pub use dispatch::{dispatch, dispatch_to, prefetch_key};
 pub use table::{CommandSpec, Flags};
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -98,284 +97,54 @@ impl From<Reply> for Outcome {
     }
 }
 
-/// Every command the server answers. `COMMAND` reads this same table.
-pub static COMMANDS: &[CommandSpec] = &[
-    command!(
-        "limit.check",
-        -4,
-        [WRITE, FAST, CHECK],
-        (1, 1, 1),
-        "tollgate",
-        "0.1.0",
-        "Checks and, when allowed, consumes units of a key's rate limit.",
-        limit::check,
-        series = limit::series
-    ),
-    command!(
-        "limit.info",
-        -2,
-        [READONLY, FAST],
-        (1, 1, 1),
-        "tollgate",
-        "0.1.0",
-        "Shows the state of a key's rate limit, one map per rule.",
-        limit_admin::info
-    ),
-    command!(
-        "limit.reset",
-        -2,
-        [WRITE, FAST],
-        (1, 1, 1),
-        "tollgate",
-        "0.1.0",
-        "Drops the state of a key's rate limit.",
-        limit_admin::reset
-    ),
-    command!(
-        "limit.policy",
-        -2,
-        [ADMIN],
-        (0, 0, 0),
-        "tollgate",
-        "0.1.0",
-        "Sets, gets, deletes and lists named policies.",
-        limit_admin::policy
-    ),
-    command!(
-        "cl.throttle",
-        -5,
-        [WRITE, FAST, CHECK],
-        (1, 1, 1),
-        "tollgate",
-        "0.1.0",
-        "GCRA rate limiting, answering exactly as redis-cell's CL.THROTTLE.",
-        cell::throttle,
-        series = cell::series
-    ),
-    command!(
-        "ping",
-        -1,
-        [FAST, STALE],
-        (0, 0, 0),
-        "connection",
-        "1.0.0",
-        "Returns the server's liveliness response.",
-        server::ping
-    ),
-    command!(
-        "echo",
-        2,
-        [FAST],
-        (0, 0, 0),
-        "connection",
-        "1.0.0",
-        "Returns the given string.",
-        server::echo
-    ),
-    command!(
-        "hello",
-        -1,
-        [NO_AUTH, FAST],
-        (0, 0, 0),
-        "connection",
-        "6.0.0",
-        "Handshakes with the server: protocol version, authentication, name.",
-        session::hello
-    ),
-    command!(
-        "auth",
-        -2,
-        [NO_AUTH, FAST],
-        (0, 0, 0),
-        "connection",
-        "1.0.0",
-        "Authenticates the connection.",
-        session::auth
-    ),
-    command!(
-        "quit",
-        -1,
-        [NO_AUTH, FAST, TX_CONTROL],
-        (0, 0, 0),
-        "connection",
-        "1.0.0",
-        "Closes the connection.",
-        session::quit
-    ),
-    command!(
-        "reset",
-        1,
-        [NO_AUTH, FAST, TX_CONTROL],
-        (0, 0, 0),
-        "connection",
-        "6.2.0",
-        "Resets the connection.",
-        session::reset
-    ),
-    command!(
-        "select",
-        2,
-        [FAST],
-        (0, 0, 0),
-        "connection",
-        "1.0.0",
-        "Changes the selected database (only 0 exists).",
-        session::select
-    ),
-    command!(
-        "client",
-        -2,
-        [ADMIN],
-        (0, 0, 0),
-        "connection",
-        "2.4.0",
-        "A container for client connection commands.",
-        session::client
-    ),
-    command!(
-        "multi",
-        1,
-        [FAST, TX_CONTROL],
-        (0, 0, 0),
-        "transactions",
-        "1.2.0",
-        "Starts a transaction.",
-        session::multi
-    ),
-    command!(
-        "exec",
-        1,
-        [TX_CONTROL],
-        (0, 0, 0),
-        "transactions",
-        "1.2.0",
-        "Runs all commands in a transaction.",
-        session::exec
-    ),
-    command!(
-        "discard",
-        1,
-        [FAST, TX_CONTROL],
-        (0, 0, 0),
-        "transactions",
-        "2.0.0",
-        "Discards a transaction.",
-        session::discard
-    ),
-    command!(
-        "command",
-        -1,
-        [STALE],
-        (0, 0, 0),
-        "server",
-        "2.8.13",
-        "Returns detailed information about all commands.",
-        introspect::command
-    ),
-    command!(
-        "info",
-        -1,
-        [STALE],
-        (0, 0, 0),
-        "server",
-        "1.0.0",
-        "Returns information and statistics about the server.",
-        server::info
-    ),
-    command!(
-        "config",
-        -2,
-        [ADMIN],
-        (0, 0, 0),
-        "server",
-        "2.0.0",
-        "A container for server configuration commands.",
-        server::config
-    ),
-    command!(
-        "dbsize",
-        1,
-        [READONLY, FAST],
-        (0, 0, 0),
-        "server",
-        "1.0.0",
-        "Returns the number of live limiter states.",
-        server::dbsize
-    ),
-    command!(
-        "flushall",
-        -1,
-        [WRITE],
-        (0, 0, 0),
-        "server",
-        "1.0.0",
-        "Drops all limiter states; keeps policies.",
-        server::flushall
-    ),
-    command!(
-        "time",
-        1,
-        [FAST],
-        (0, 0, 0),
-        "server",
-        "2.6.0",
-        "Returns the server time.",
-        server::time
-    ),
-    command!(
-        "save",
-        1,
-        [ADMIN],
-        (0, 0, 0),
-        "server",
-        "1.0.0",
-        "Writes a snapshot to disk synchronously.",
-        server::save
-    ),
-    command!(
-        "bgsave",
-        -1,
-        [ADMIN],
-        (0, 0, 0),
-        "server",
-        "1.0.0",
-        "Writes a snapshot to disk in the background.",
-        server::bgsave
-    ),
-    command!(
-        "lastsave",
-        1,
-        [FAST],
-        (0, 0, 0),
-        "server",
-        "1.0.0",
-        "Returns the Unix time of the last good snapshot.",
-        server::lastsave
-    ),
-    command!(
-        "shutdown",
-        -1,
-        [ADMIN],
-        (0, 0, 0),
-        "server",
-        "1.0.0",
-        "Stops the server.",
-        server::shutdown
-    ),
-];
+/// Every command the server answers, family by family: each family's file
+/// holds its own rows. `COMMAND` and docs/PROTOCOL.md list them in this
+/// order.
+pub static COMMANDS: LazyLock<Vec<&'static CommandSpec>> = LazyLock::new(|| {
+    [
+        limit::ROWS,
+        limit_admin::ROWS,
+        cell::ROWS,
+        session::ROWS,
+        transaction::ROWS,
+        introspect::ROWS,
+        server::ROWS,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+});
 
-/// The table by name.
-static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec, foldhash::fast::FixedState>> =
-    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
+/// Longest command name (bytes).
+const MAX_NAME: usize = 16;
+
+/// A name folded to lower case and packed into one integer: names compare
+/// in one instruction, and the table is searched by halving.
+fn name_key(name: &[u8]) -> Option<u128> {
+    let mut bytes = [0u8; MAX_NAME];
+    bytes.get_mut(..name.len())?.copy_from_slice(name);
+    bytes.make_ascii_lowercase();
+    Some(u128::from_le_bytes(bytes))
+}
+
+/// The table by name key, sorted.
+static BY_NAME: LazyLock<Vec<(u128, &'static CommandSpec)>> = LazyLock::new(|| {
+    let mut by_name: Vec<_> = COMMANDS
+        .iter()
+        .filter_map(|&c| Some((name_key(c.name.as_bytes())?, c)))
+        .collect();
+    by_name.sort_unstable_by_key(|&(k, _)| k);
+    by_name
+});
 
 /// Finds a command by name, ignoring ASCII case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    let mut lower = [0u8; 16];
-    let lower = lower.get_mut(..name.len())?;
-    for (l, b) in lower.iter_mut().zip(name) {
-        *l = b.to_ascii_lowercase();
-    }
-    BY_NAME.get(std::str::from_utf8(lower).ok()?).copied()
+    let key = name_key(name)?;
+    let by_name = &*BY_NAME;
+    by_name
+        .binary_search_by_key(&key, |&(k, _)| k)
+        .ok()
+        .map(|i| by_name[i].1)
 }
 
 #[cfg(test)]
@@ -395,7 +164,7 @@ mod tests {
         };
         assert_eq!(with(Flags::CHECK), ["limit.check", "cl.throttle"]);
         // Exactly the checks name their metrics series.
-        for c in COMMANDS {
+        for &c in COMMANDS.iter() {
             assert_eq!(
                 c.series.is_some(),
                 c.flags.contains(Flags::CHECK),
@@ -434,7 +203,7 @@ mod tests {
             ["no-auth", "fast"]
         );
         // Every name is found, whatever its case; names past 16 bytes are not commands.
-        for c in COMMANDS {
+        for &c in COMMANDS.iter() {
             assert!(std::ptr::eq(
                 lookup(c.name.to_uppercase().as_bytes()).unwrap(),
                 c
@@ -444,21 +213,22 @@ mod tests {
     }
 
     #[test]
-    fn only_inline_checks_are_fetched_ahead() {
+    fn checks_fetch_their_key_ahead() {
         let key = |args: &[&[u8]]| {
-            let arg = |i: usize| args.get(i).copied();
-            prefetch_key([arg(0), arg(1), arg(2)]).map(<[u8]>::to_vec)
+            let spec = args.first().and_then(|name| lookup(name));
+            prefetch_key(spec, |i| args.get(i).copied()).map(<[u8]>::to_vec)
         };
         let k = Some(b"k".to_vec());
         assert_eq!(key(&[b"LIMIT.CHECK", b"k", b"gcra", b"1", b"1s"]), k);
         assert_eq!(key(&[b"limit.check", b"k", b"gcra"]), k);
         assert_eq!(key(&[b"cl.throttle", b"k", b"1", b"2", b"3"]), k);
         assert_eq!(key(&[b"CL.THROTTLE", b"k"]), k);
-        // A policy check and any other command: nothing to fetch.
-        assert_eq!(key(&[b"LIMIT.CHECK", b"k", b"policy", b"p"]), None);
+        // Other commands, keyed or not, and a check without its key.
         assert_eq!(key(&[b"LIMIT.INFO", b"k"]), None);
+        assert_eq!(key(&[b"LIMIT.RESET", b"k"]), None);
         assert_eq!(key(&[b"LIMIT.CHECK"]), None);
         assert_eq!(key(&[b"PING"]), None);
+        assert_eq!(key(&[b"nope", b"k"]), None);
     }
 
     #[test]
@@ -503,7 +273,8 @@ mod tests {
     #[test]
     fn table_names_are_unique_and_lower_case() {
         assert_eq!(BY_NAME.len(), COMMANDS.len());
-        for c in COMMANDS {
+        assert!(BY_NAME.windows(2).all(|w| w[0].0 < w[1].0), "a name twice");
+        for &c in COMMANDS.iter() {
             assert_eq!(c.name, c.name.to_lowercase());
             assert!(c.name.len() <= 16);
         }

@@ -3,28 +3,13 @@
 
 use std::fmt::Write as _;
 
-use bytes::Bytes;
-
 use super::args::is;
+use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
 use crate::limiter::Algorithm;
 use crate::metrics::{self, Metrics};
 use crate::reply::Reply;
-
-/// `PING [message]`.
-pub fn ping(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    match argv.len() {
-        1 => Ok(Reply::Simple("PONG").into()),
-        2 => Ok(Reply::Bulk(Bytes::copy_from_slice(argv[1])).into()),
-        _ => Err(CmdError::WrongArity("ping".into())),
-    }
-}
-
-/// `ECHO message`.
-pub fn echo(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    Ok(Reply::Bulk(Bytes::copy_from_slice(argv[1])).into())
-}
 
 /// `DBSIZE`: live limiter states.
 pub fn dbsize(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
@@ -291,6 +276,37 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     }
     Ok(Reply::Verbatim(out).into())
 }
+
+/// The family's rows of the command table.
+pub(super) static ROWS: &[CommandSpec] = &[
+    command! { "info", -1, [STALE], (0, 0, 0), "server", "1.0.0",
+    "Returns information and statistics about the server.",
+    info },
+    command! { "config", -2, [ADMIN], (0, 0, 0), "server", "2.0.0",
+    "A container for server configuration commands.",
+    config },
+    command! { "dbsize", 1, [READONLY, FAST], (0, 0, 0), "server", "1.0.0",
+    "Returns the number of live limiter states.",
+    dbsize },
+    command! { "flushall", -1, [WRITE], (0, 0, 0), "server", "1.0.0",
+    "Drops all limiter states; keeps policies.",
+    flushall },
+    command! { "time", 1, [FAST], (0, 0, 0), "server", "2.6.0",
+    "Returns the server time.",
+    time },
+    command! { "save", 1, [ADMIN], (0, 0, 0), "server", "1.0.0",
+    "Writes a snapshot to disk synchronously.",
+    save },
+    command! { "bgsave", -1, [ADMIN], (0, 0, 0), "server", "1.0.0",
+    "Writes a snapshot to disk in the background.",
+    bgsave },
+    command! { "lastsave", 1, [FAST], (0, 0, 0), "server", "1.0.0",
+    "Returns the Unix time of the last good snapshot.",
+    lastsave },
+    command! { "shutdown", -1, [ADMIN], (0, 0, 0), "server", "1.0.0",
+    "Stops the server.",
+    shutdown },
+];
 
 #[cfg(test)]
 mod tests {

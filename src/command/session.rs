@@ -1,12 +1,14 @@
-//! Connection commands: `HELLO`, `AUTH`, `QUIT`, `RESET`, `SELECT`,
-//! `CLIENT ...`, and transactions (`MULTI`, `EXEC`, `DISCARD`).
+//! Connection commands: `PING`, `ECHO`, `HELLO`, `AUTH`, `QUIT`, `RESET`,
+//! `SELECT`, `CLIENT ...`.
 
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use subtle::ConstantTimeEq;
 
 use super::args::{Args, is, parse_i64};
-use super::{Ctx, Outcome, dispatch};
+use super::table::{CommandSpec, Flags, command};
+use super::{Ctx, Outcome};
 use crate::error::{CmdError, printable};
 use crate::reply::Reply;
 
@@ -225,51 +227,44 @@ pub fn client(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     Ok(reply.into())
 }
 
-/// `MULTI`.
-pub fn multi(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    if ctx.session.multi.is_some() {
-        return Err(CmdError::Line("ERR MULTI calls can not be nested".into()));
+/// `PING [message]`.
+pub fn ping(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    match argv.len() {
+        1 => Ok(Reply::Simple("PONG").into()),
+        2 => Ok(Reply::Bulk(Bytes::copy_from_slice(argv[1])).into()),
+        _ => Err(CmdError::WrongArity("ping".into())),
     }
-    ctx.session.multi = Some(Vec::new());
-    ctx.session.multi_dirty = false;
-    Ok(Reply::OK.into())
 }
 
-/// `DISCARD`.
-pub fn discard(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    if ctx.session.multi.take().is_none() {
-        return Err(CmdError::Line("ERR DISCARD without MULTI".into()));
-    }
-    ctx.session.multi_dirty = false;
-    Ok(Reply::OK.into())
+/// `ECHO message`.
+pub fn echo(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    Ok(Reply::Bulk(Bytes::copy_from_slice(argv[1])).into())
 }
 
-/// `EXEC`: runs the queued commands in order; none of them waits.
-pub fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let Some(queued) = ctx.session.multi.take() else {
-        return Err(CmdError::Line("ERR EXEC without MULTI".into()));
-    };
-    if std::mem::take(&mut ctx.session.multi_dirty) {
-        return Err(CmdError::Line(
-            "EXECABORT Transaction discarded because of previous errors.".into(),
-        ));
-    }
-    let mut replies = Vec::with_capacity(queued.len());
-    for argv in queued {
-        let mut inner = Ctx {
-            shared: ctx.shared,
-            session: &mut *ctx.session,
-            blocking: false,
-            batch_time: ctx.batch_time,
-        };
-        let args: smallvec::SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
-        match dispatch(&mut inner, &args) {
-            Outcome::Reply(r) | Outcome::Close(r) => replies.push(r),
-            Outcome::Later(_) => replies.push(Reply::Error(
-                "ERR command cannot wait inside a transaction".into(),
-            )),
-            Outcome::Shutdown => return Ok(Outcome::Shutdown),
-        }
-    }
-    Ok(Reply::Array(replies).into())
-}
+/// The family's rows of the command table.
+pub(super) static ROWS: &[CommandSpec] = &[
+    command! { "ping", -1, [FAST, STALE], (0, 0, 0), "connection", "1.0.0",
+    "Returns the server's liveliness response.",
+    ping },
+    command! { "echo", 2, [FAST], (0, 0, 0), "connection", "1.0.0",
+    "Returns the given string.",
+    echo },
+    command! { "hello", -1, [NO_AUTH, FAST], (0, 0, 0), "connection", "6.0.0",
+    "Handshakes with the server: protocol version, authentication, name.",
+    hello },
+    command! { "auth", -2, [NO_AUTH, FAST], (0, 0, 0), "connection", "1.0.0",
+    "Authenticates the connection.",
+    auth },
+    command! { "quit", -1, [NO_AUTH, FAST, TX_CONTROL], (0, 0, 0), "connection", "1.0.0",
+    "Closes the connection.",
+    quit },
+    command! { "reset", 1, [NO_AUTH, FAST, TX_CONTROL], (0, 0, 0), "connection", "6.2.0",
+    "Resets the connection.",
+    reset },
+    command! { "select", 2, [FAST], (0, 0, 0), "connection", "1.0.0",
+    "Changes the selected database (only 0 exists).",
+    select },
+    command! { "client", -2, [ADMIN], (0, 0, 0), "connection", "2.4.0",
+    "A container for client connection commands.",
+    client },
+];
