@@ -175,7 +175,7 @@ impl Connection {
             .iter()
             .filter_map(|(r, spec)| prefetch_key(*spec, |i| r.arg(i)))
             .collect();
-        self.shared.store.prefetch(&keys);
+        self.shared.engine.store.prefetch(&keys);
         drop(keys);
         // Requests read together are decided at one instant (the clock is
         // read once), until the batch waits for anything.

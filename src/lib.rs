@@ -22,8 +22,10 @@
 //!   ([`persistence::status`]: the bookkeeping the state holds).
 //! - [`reply`], [`error`]: replies and errors before they become RESP;
 //!   [`text`]: client bytes made safe to quote.
-//! - [`state`]: what every connection shares (the engine a check needs and
-//!   the services around it); it imports none of the layers above it.
+//! - [`engine`]: what a check needs (store, policies, clock), the handle
+//!   every front end decides through.
+//! - [`state`]: what every connection shares (the engine and the services
+//!   around it); it imports none of the layers above it.
 //! - [`server`], [`config`], [`clients`], [`metrics`]: the process around them.
 
 pub mod clients;
@@ -31,6 +33,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod engine;
 pub mod error;
 pub mod frame;
 pub mod limiter;

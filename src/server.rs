@@ -153,7 +153,7 @@ pub fn reload_config(shared: &Shared) -> Result<Reload, String> {
         .map_err(|e| e.to_string())?;
     let restart_needed = shared.config.restart_needed(&config);
     let policies = config.policies.len();
-    let changes = shared.policies.replace_config(config.policies);
+    let changes = shared.engine.policies.replace_config(config.policies);
     Ok(Reload {
         policies,
         changes,
@@ -277,7 +277,7 @@ async fn reject(mut stream: tokio::net::TcpStream) {
 /// Every shard is visited once per `sweep_interval`, one shard per tick, so
 /// the work is spread evenly instead of arriving in one burst.
 async fn sweeper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let shards = shared.store.shard_count() as u64;
+    let shards = shared.engine.store.shard_count() as u64;
     let period_us = shared.config.sweep_interval_ms.max(1) * 1_000 / shards;
     let mut tick = tokio::time::interval(Duration::from_micros(period_us.max(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -285,7 +285,7 @@ async fn sweeper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let dropped = shared.store.sweep_shard(next, shared.clock.now());
+                let dropped = shared.engine.store.sweep_shard(next, shared.engine.clock.now());
                 next = next.wrapping_add(1);
                 if dropped > 0 {
                     tracing::trace!(dropped, "swept fresh states");

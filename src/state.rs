@@ -1,4 +1,4 @@
-//! The state every connection shares: the engine a check needs (store,
+//! The state every connection shares: the [`Engine`] a check needs (store,
 //! policies, clock) and the services around it (persistence status, metrics,
 //! clients, waits, shutdown). It sits below the server, the connections and
 //! the commands, and imports none of them.
@@ -12,21 +12,18 @@ use tokio::sync::watch;
 use crate::clients::Clients;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::persistence::status::Persistence;
-use crate::policy::Policies;
-use crate::store::Store;
 use crate::wait::WaitQueues;
 
 /// The Redis version whose commands and replies tollgate follows.
 pub const REDIS_VERSION: &str = "7.2.0";
 
-/// Everything the connections share.
+/// Everything the connections share: the engine, then the services.
 pub struct Shared {
+    pub engine: Engine,
     pub config: Config,
-    pub store: Store,
-    pub policies: Policies,
-    pub clock: Arc<dyn Clock>,
     pub clients: Arc<Clients>,
     pub metrics: Metrics,
     pub waits: Arc<WaitQueues>,
@@ -47,18 +44,14 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     /// Server state with the config file's policies loaded.
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Arc<Shared> {
-        let policies = Policies::default();
-        policies.replace_config(config.policies.clone());
         let (shutdown, _) = watch::channel(false);
         let snapshot_path = crate::snapshot::path_in(&config.data_dir);
         let started_secs = clock.now() / 1_000_000_000;
         Arc::new(Shared {
             persistence: Persistence::new(snapshot_path, started_secs),
             port: AtomicU16::new(config.port),
+            engine: Engine::new(config.policies.clone(), clock),
             config,
-            store: Store::new(),
-            policies,
-            clock,
             clients: Arc::new(Clients::default()),
             metrics: Metrics::default(),
             waits: Arc::new(WaitQueues::default()),

@@ -915,7 +915,7 @@ async fn shutdown_command_stops_the_server() {
         !shared.persistence.path.exists(),
         "NOSAVE writes no snapshot: {:?} {:?}",
         shared.persistence.path,
-        shared.persistence.status(&shared.store)
+        shared.persistence.status(&shared.engine.store)
     );
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

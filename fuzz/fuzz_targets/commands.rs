@@ -34,10 +34,10 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// Everything a failed command must leave as it was.
 fn state_of(shared: &Shared) -> (Vec<u8>, Vec<String>) {
-    let policies = shared.policies.all();
+    let policies = shared.engine.policies.all();
     let mut names: Vec<String> = policies.iter().map(|p| format!("{p:?}")).collect();
     names.sort();
-    (snapshot::encode(&shared.store, &policies, 0), names)
+    (snapshot::encode(&shared.engine.store, &policies, 0), names)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         let now = clock.now();
-        shared.store.sweep(now);
+        shared.engine.store.sweep(now);
         let before = state_of(&shared);
         let batch_time = Cell::new(None);
         let mut ctx = Ctx {

@@ -71,9 +71,8 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
         burst: max_burst + 1,
         ..Params::new(Algorithm::Gcra, count, period * 1_000_000_000)
     };
-    let shared = ctx.shared;
     let now = ctx.now();
-    let reply = shared.store.update(key, &params, now, |state| {
+    let reply = ctx.engine().store.update(key, &params, now, |state| {
         let State::Gcra(gcra) = state else {
             unreachable!("the store checked the algorithm");
         };
@@ -87,7 +86,7 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
         });
         (reply, changed.is_some())
     })?;
-    shared
+    ctx.shared
         .metrics
         .record(Metrics::series(Algorithm::Gcra), !reply.limited);
     Ok(Reply::decision(reply.fields()).into())

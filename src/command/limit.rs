@@ -16,6 +16,7 @@ use scopeguard::ScopeGuard;
 use super::args::{Args, is};
 use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
+use crate::engine::Engine;
 use crate::error::{CmdError, printable};
 use crate::limiter::rule::{
     build_params, parse_algorithm, parse_buckets, parse_count, parse_duration,
@@ -53,7 +54,7 @@ pub(super) fn set_once<T>(slot: &mut Option<T>, value: T) -> Result<(), CmdError
     Ok(())
 }
 
-fn parse_check<'a>(shared: &Shared, argv: &[&'a [u8]]) -> Result<CheckCmd<&'a [u8]>, CmdError> {
+fn parse_check<'a>(engine: &Engine, argv: &[&'a [u8]]) -> Result<CheckCmd<&'a [u8]>, CmdError> {
     let key = argv[1];
     let mut args = Args::new(&argv[2..]);
     let kind = args.required()?;
@@ -98,7 +99,7 @@ fn parse_check<'a>(shared: &Shared, argv: &[&'a [u8]]) -> Result<CheckCmd<&'a [u
         (Some((algorithm, limit, window)), _) => {
             Target::Inline(build_params(algorithm, limit, window, burst, buckets)?)
         }
-        (None, Some(name)) => Target::Policy(find_policy(shared, name)?),
+        (None, Some(name)) => Target::Policy(find_policy(engine, name)?),
         (None, None) => return Err(CmdError::Syntax),
     };
     Ok(CheckCmd {
@@ -123,15 +124,15 @@ impl CheckCmd<&[u8]> {
     }
 }
 
-pub(super) fn find_policy(shared: &Shared, name: &str) -> Result<Arc<Policy>, CmdError> {
-    shared.policies.get(name).ok_or_else(|| {
+pub(super) fn find_policy(engine: &Engine, name: &str) -> Result<Arc<Policy>, CmdError> {
+    engine.policies.get(name).ok_or_else(|| {
         CmdError::invalid(format!("unknown policy '{}'", printable(name.as_bytes())))
     })
 }
 
 /// One check against the store.
 fn run_check(
-    shared: &Shared,
+    engine: &Engine,
     target: &Target,
     key: &[u8],
     request: Request,
@@ -139,10 +140,10 @@ fn run_check(
 ) -> Result<(Decision, Option<ScaledTime>), CmdError> {
     match target {
         Target::Inline(params) => {
-            let checked = shared.store.check(key, params, now, request)?;
+            let checked = engine.store.check(key, params, now, request)?;
             Ok((checked.decision, checked.leaky_end))
         }
-        Target::Policy(policy) => Ok((shared.store.check_policy(policy, key, now, request), None)),
+        Target::Policy(policy) => Ok((engine.store.check_policy(policy, key, now, request), None)),
     }
 }
 
@@ -166,7 +167,7 @@ fn answer(shared: &Shared, target: &Target, decision: &Decision) -> Reply {
 
 /// `LIMIT.CHECK`.
 pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let cmd = parse_check(ctx.shared, argv)?;
+    let cmd = parse_check(ctx.engine(), argv)?;
     let leaky_inline =
         matches!(&cmd.target, Target::Inline(p) if p.algorithm == Algorithm::LeakyBucket);
     let request = Request {
@@ -198,7 +199,7 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         ))));
     }
     let now = ctx.now();
-    let (decision, leaky_end) = run_check(shared, &cmd.target, cmd.key, request, now)?;
+    let (decision, leaky_end) = run_check(&shared.engine, &cmd.target, cmd.key, request, now)?;
     if decision.allowed {
         let reply = answer(shared, &cmd.target, &decision);
         if decision.delay == 0 || !ctx.blocking {
@@ -220,7 +221,10 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             _ => None,
         };
         let hold = shared.waits.hold();
-        let turn = shared.clock.sleep_until(now.saturating_add(decision.delay));
+        let turn = shared
+            .engine
+            .clock
+            .sleep_until(now.saturating_add(decision.delay));
         return Ok(Outcome::Later(Box::pin(async move {
             turn.await;
             if let Some(slot) = slot {
@@ -252,6 +256,7 @@ impl HeldSlot {
     /// Gives the place back (only if it is still the queue's tail).
     fn give_back(self) {
         self.shared
+            .engine
             .store
             .give_back_leaky(&self.key, &self.params, self.end, self.cost);
     }
@@ -264,7 +269,7 @@ async fn wait_in_queue(
     request: Request,
     wait: u64,
 ) -> Reply {
-    let clock = &shared.clock;
+    let clock = &shared.engine.clock;
     let deadline = clock.now().saturating_add(wait);
     let mut map_key = Vec::new();
     let scope = match &cmd.target {
@@ -284,7 +289,7 @@ async fn wait_in_queue(
                 _ = clock.sleep_until(deadline) => {
                     // Out of time behind others: one last try of its own.
                     drop(ticket);
-                    return match run_check(&shared, &cmd.target, &cmd.key, request, shared.clock.now()) {
+                    return match run_check(&shared.engine, &cmd.target, &cmd.key, request, shared.engine.clock.now()) {
                         Ok((d, _)) => answer(&shared, &cmd.target, &d),
                         Err(e) => e.into(),
                     };
@@ -292,7 +297,7 @@ async fn wait_in_queue(
             }
         }
         let now = clock.now();
-        let decision = match run_check(&shared, &cmd.target, &cmd.key, request, now) {
+        let decision = match run_check(&shared.engine, &cmd.target, &cmd.key, request, now) {
             Ok((d, _)) => d,
             Err(e) => return e.into(),
         };

@@ -15,6 +15,7 @@ use super::args::{Args, is};
 use super::limit::{find_policy, set_once};
 use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
+use crate::engine::Engine;
 use crate::error::{CmdError, printable};
 use crate::limiter::rule::{
     build_params, parse_algorithm, parse_buckets, parse_count, parse_duration, valid_policy_name,
@@ -22,17 +23,16 @@ use crate::limiter::rule::{
 use crate::limiter::{Algorithm, Params, Request, State};
 use crate::policy::Policy;
 use crate::reply::Reply;
-use crate::state::Shared;
 use crate::store::Scope;
 
 /// The optional `POLICY name` of `LIMIT.INFO` and `LIMIT.RESET`.
-fn optional_policy(shared: &Shared, args: &mut Args<'_>) -> Result<Option<Arc<Policy>>, CmdError> {
+fn optional_policy(engine: &Engine, args: &mut Args<'_>) -> Result<Option<Arc<Policy>>, CmdError> {
     match args.next_arg() {
         None => Ok(None),
         Some(word) if is(word, "POLICY") => {
             let name = args.text()?;
             args.finish()?;
-            find_policy(shared, name).map(Some)
+            find_policy(engine, name).map(Some)
         }
         Some(_) => Err(CmdError::Syntax),
     }
@@ -61,16 +61,16 @@ fn to_i64(x: u64) -> i64 {
 
 /// `LIMIT.INFO key [POLICY name]`.
 pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let shared = ctx.shared;
+    let engine = ctx.engine();
     let key = &argv[1];
     let mut args = Args::new(&argv[2..]);
-    let policy = optional_policy(shared, &mut args)?;
+    let policy = optional_policy(engine, &mut args)?;
     let now = ctx.now();
     let scope = match &policy {
         Some(p) => Scope::Policy(&p.name),
         None => Scope::Inline,
     };
-    let Some(snapshot) = shared.store.inspect(scope, key, policy.as_deref(), now) else {
+    let Some(snapshot) = engine.store.inspect(scope, key, policy.as_deref(), now) else {
         return Ok(Reply::Array(Vec::new()).into());
     };
     let look = Request::dry(0);
@@ -96,14 +96,14 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
 
 /// `LIMIT.RESET key [POLICY name]`.
 pub fn reset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let shared = ctx.shared;
+    let engine = ctx.engine();
     let mut args = Args::new(&argv[2..]);
-    let policy = optional_policy(shared, &mut args)?;
+    let policy = optional_policy(engine, &mut args)?;
     let scope = match &policy {
         Some(p) => Scope::Policy(&p.name),
         None => Scope::Inline,
     };
-    let dropped = shared.store.reset(scope, argv[1], ctx.now());
+    let dropped = engine.store.reset(scope, argv[1], ctx.now());
     Ok(Reply::Int(i64::from(dropped)).into())
 }
 
@@ -177,6 +177,7 @@ pub fn policy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             from_config: false,
         };
         shared
+            .engine
             .policies
             .set(policy)
             .map_err(|e| CmdError::invalid(e.to_string()))?;
@@ -185,7 +186,7 @@ pub fn policy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     } else if is(sub, "GET") {
         arity(3, true)?;
         let name = args.text()?;
-        Ok(match shared.policies.get(name) {
+        Ok(match shared.engine.policies.get(name) {
             None => Reply::Null,
             Some(p) => Reply::Array(p.rules.iter().map(|r| Reply::map(rule_fields(r))).collect()),
         }
@@ -194,6 +195,7 @@ pub fn policy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         arity(3, true)?;
         let name = args.text()?;
         let deleted = shared
+            .engine
             .policies
             .delete(name)
             .map_err(|e| CmdError::invalid(e.to_string()))?;
@@ -206,7 +208,7 @@ pub fn policy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         Ok(Reply::help(POLICY_HELP).into())
     } else if is(sub, "LIST") {
         arity(2, true)?;
-        let names = shared.policies.names();
+        let names = shared.engine.policies.names();
         Ok(Reply::Array(names.iter().map(|n| Reply::text(n)).collect()).into())
     } else {
         Err(CmdError::UnknownSubcommand {

@@ -24,6 +24,7 @@ use std::sync::{Arc, LazyLock};
 use bytes::Bytes;
 
 use crate::clients::ClientMeta;
+use crate::engine::Engine;
 use crate::reply::Reply;
 use crate::state::Shared;
 
@@ -65,12 +66,17 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// What a check needs (store, policies, clock), without the services.
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+
     /// The time this request is decided at (see `batch_time`).
     pub fn now(&self) -> u64 {
         if let Some(t) = self.batch_time.get() {
             return t;
         }
-        let t = self.shared.clock.now();
+        let t = self.engine().now();
         self.batch_time.set(Some(t));
         t
     }

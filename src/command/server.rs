@@ -13,7 +13,7 @@ use crate::reply::Reply;
 
 /// `DBSIZE`: live limiter states.
 pub fn dbsize(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    Ok(Reply::Int(ctx.shared.store.len() as i64).into())
+    Ok(Reply::Int(ctx.engine().store.len() as i64).into())
 }
 
 /// `FLUSHALL [ASYNC|SYNC]`: drops every state, keeps policies.
@@ -23,13 +23,13 @@ pub fn flushall(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
         Some(mode) if argv.len() == 2 && (is(mode, "ASYNC") || is(mode, "SYNC")) => {}
         Some(_) => return Err(CmdError::Syntax),
     }
-    ctx.shared.store.clear();
+    ctx.engine().store.clear();
     Ok(Reply::OK.into())
 }
 
 /// `TIME`: seconds and microseconds, as bulk strings.
 pub fn time(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let now = ctx.shared.clock.now();
+    let now = ctx.engine().clock.now();
     let secs = now / 1_000_000_000;
     let micros = (now % 1_000_000_000) / 1_000;
     Ok(Reply::Array(vec![
@@ -221,11 +221,11 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         let _ = write!(
             out,
             "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nlimiter_states:{}\r\n\r\n",
-            shared.store.len(),
+            shared.engine.store.len(),
         );
     }
     if show("persistence") {
-        let st = shared.persistence.status(&shared.store);
+        let st = shared.persistence.status(&shared.engine.store);
         let _ = write!(
             out,
             "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_error:{}\r\nsnapshot_failures:{}\r\nsnapshot_path:{}\r\naof_enabled:0\r\n\r\n",
@@ -265,7 +265,7 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     }
     if show("keyspace") {
         out.push_str("# Keyspace\r\n");
-        let keys = shared.store.len();
+        let keys = shared.engine.store.len();
         if keys > 0 {
             let _ = write!(out, "db0:keys={keys},expires={keys},avg_ttl=0\r\n");
         }

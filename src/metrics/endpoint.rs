@@ -79,7 +79,7 @@ impl Collector for ServerCollector {
             &mut encoder,
             "tollgate_keys",
             "Live limiter states.",
-            s.store.len() as i64,
+            s.engine.store.len() as i64,
         )?;
         gauge(
             &mut encoder,
@@ -87,7 +87,7 @@ impl Collector for ServerCollector {
             "Seconds since start.",
             s.started.elapsed().as_secs() as i64,
         )?;
-        let st = s.persistence.status(&s.store);
+        let st = s.persistence.status(&s.engine.store);
         gauge(
             &mut encoder,
             "tollgate_snapshot_last_success_timestamp_seconds",

@@ -24,10 +24,10 @@ pub fn save_blocking(shared: &Shared) -> Result<(), String> {
     p.in_progress.store(true, Ordering::Relaxed);
     let started = Instant::now();
     // Clear the flags first: a change made while we copy marks them again.
-    let store_changed = shared.store.take_changed();
+    let store_changed = shared.engine.store.take_changed();
     let pending = p.pending.swap(false, Ordering::AcqRel);
-    let now = shared.clock.now();
-    let bytes = snapshot::encode(&shared.store, &shared.policies.all(), now);
+    let now = shared.engine.clock.now();
+    let bytes = snapshot::encode(&shared.engine.store, &shared.engine.policies.all(), now);
     let result = snapshot::write_atomic(&p.path, &bytes).map_err(|e| e.to_string());
     p.last_duration_ms
         .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -70,19 +70,19 @@ pub async fn save(shared: Arc<Shared>) -> Result<(), String> {
 pub fn restore(shared: &Shared, contents: Contents) -> usize {
     for policy in contents.policies {
         let name = policy.name.clone();
-        if shared.policies.set(policy).is_err() {
+        if shared.engine.policies.set(policy).is_err() {
             tracing::warn!("snapshot policy '{name}' ignored: the config file defines it");
         }
     }
-    let now = shared.clock.now();
+    let now = shared.engine.clock.now();
     let mut restored = 0;
     for (key, entry) in contents.entries {
         if entry.fresh_at > now {
-            shared.store.insert_raw(key, entry);
+            shared.engine.store.insert_raw(key, entry);
             restored += 1;
         }
     }
-    shared.store.take_changed();
+    shared.engine.store.take_changed();
     restored
 }
 
@@ -134,7 +134,7 @@ pub fn load_into(shared: &Shared, discard_bad: bool) -> Result<Loaded, String> {
             Ok(Loaded::Restored(restored))
         }
         Err(e) if discard_bad => {
-            let now = shared.clock.now() / 1_000_000_000;
+            let now = shared.engine.clock.now() / 1_000_000_000;
             let aside = snapshot::move_aside(path, now)
                 .map_err(|io| format!("{e}; cannot move it aside: {io}"))?;
             Ok(Loaded::MovedAside(aside, e.to_string()))
@@ -153,7 +153,7 @@ pub async fn saver(shared: Arc<Shared>, interval: Duration, mut stop: watch::Rec
     tick.tick().await;
     loop {
         let wanted = tokio::select! {
-            _ = tick.tick() => shared.persistence.status(&shared.store).dirty,
+            _ = tick.tick() => shared.persistence.status(&shared.engine.store).dirty,
             _ = shared.persistence.background_request.notified() => true,
             _ = stop.changed() => return,
         };
