@@ -1,0 +1,173 @@
+use super::*;
+use crate::limiter::Algorithm;
+
+#[test]
+fn defaults_need_no_file() {
+    let c = Config::load(&Cli::default()).unwrap();
+    assert_eq!((c.bind.as_str(), c.port), ("127.0.0.1", 6379));
+    assert_eq!(c.data_dir, PathBuf::from("./data"));
+}
+
+#[test]
+fn the_shipped_config_file_is_the_defaults() {
+    let shipped = Config::from_toml(include_str!("../../config/tollgate.toml")).unwrap();
+    assert_eq!(shipped, Config::default());
+    let example = include_str!("../../config/tollgate.toml")
+        .lines()
+        .skip_while(|l| !l.starts_with("# [[policy]]"))
+        .map(|l| l.trim_start_matches("# "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let with_policy = Config::from_toml(&example).unwrap();
+    assert_eq!(with_policy.policies[0].name, "api");
+}
+
+#[test]
+fn file_policies_are_parsed_and_validated() {
+    let c = Config::from_toml(
+        r#"
+        port = 7000
+        sweep_interval = "2s"
+        [[policy]]
+        name = "api"
+        rules = [
+          { algorithm = "token_bucket", limit = 10, window = "1s", burst = 20 },
+          { algorithm = "fixed_window", limit = 10000, window = "1d" },
+        ]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.port, 7000);
+    assert_eq!(c.sweep_interval_ms, 2000);
+    assert_eq!(Config::from_toml("threads = 3").unwrap().threads, Some(3));
+    assert_eq!(
+        Config::from_toml("threads = 0").unwrap().threads,
+        None,
+        "0: one per core"
+    );
+    let cli = Cli {
+        threads: Some(2),
+        metrics_addr: Some("127.0.0.1:9121".into()),
+        ..Cli::default()
+    };
+    let flags = Config::load(&cli).unwrap();
+    assert_eq!(
+        (flags.threads, flags.metrics_addr.as_deref()),
+        (Some(2), Some("127.0.0.1:9121"))
+    );
+    assert_eq!(c.policies[0].rules[0].burst, 20);
+    assert_eq!(c.policies[0].rules[1].algorithm, Algorithm::FixedWindow);
+    assert!(c.policies[0].from_config);
+}
+
+#[test]
+fn bad_files_are_refused_with_the_reason() {
+    let bad = [
+        ("prot = 1", "unknown field"),
+        ("[[policy]]\nname = \"a\"\nrules = []", "has no rules"),
+        (
+            "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"nope\", limit = 1, window = \"1s\" }]",
+            "unknown algorithm",
+        ),
+        (
+            "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"fixed_window\", limit = 1, window = \"1s\", burst = 2 }]",
+            "burst applies",
+        ),
+        (
+            "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"10x\" }]",
+            "invalid window",
+        ),
+        ("max_clients = 0", "at least 1"),
+        ("log_level = \"loud\"", "invalid log level 'loud'"),
+        ("threads = 5000", "threads must be at most 1024"),
+        ("snapshot_interval = \"0\"", "invalid snapshot_interval"),
+    ];
+    for (text, why) in bad {
+        let err = Config::from_toml(text).unwrap_err();
+        assert!(err.contains(why), "{text}: {err}");
+    }
+}
+
+#[test]
+fn errors_name_the_line_column_and_key() {
+    let cases = [
+        (
+            "bind = \"0.0.0.0\"\nport = 99999\n",
+            "line 2, column 8, key port: invalid value",
+        ),
+        (
+            "prot = 1",
+            "line 1, column 1, key prot: unknown field `prot`",
+        ),
+        (
+            "\n\nmax_clients = 0",
+            "line 3, column 15, key max_clients: must be at least 1",
+        ),
+        (
+            "sweep_interval = \"5x\"",
+            "line 1, column 18, key sweep_interval: invalid sweep_interval '5x'",
+        ),
+        (
+            "port = 1\n[[policy]]\nname = \"a\"\n",
+            "line 2, column 1: missing field `rules`",
+        ),
+        (
+            "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"1s\", burst = 0 }]",
+            "line 3, column 66, key burst: policy 'a': invalid burst '0': expected an integer from 1 to 1000000000000",
+        ),
+        (
+            "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"sliding_window\", limit = 1, window = \"1s\", buckets = 1001 }]",
+            "line 3, column 78, key buckets: policy 'a': invalid buckets '1001': expected an integer from 1 to 1000",
+        ),
+        (
+            "[[policy]]\nname = \"a\"\nrules = [{ algorithm = \"gcra\", limit = 1, window = \"366d\", burst = 501 }]",
+            "line 3, column 10, key rules: policy 'a': invalid rule: refilling from empty",
+        ),
+    ];
+    for (text, want) in cases {
+        let err = Config::from_toml(text).unwrap_err();
+        assert!(err.starts_with(want), "{text:?}:\n  {err}\n  wanted {want}");
+    }
+}
+
+#[test]
+fn snapshots_can_be_turned_off() {
+    let save = |c: &Config| {
+        c.visible_settings()
+            .into_iter()
+            .find(|(k, _)| *k == "save")
+            .unwrap()
+            .1
+    };
+    assert!(Config::default().snapshots);
+    assert_eq!(save(&Config::default()), "10 1");
+    let off = Config::from_toml("snapshots = false").unwrap();
+    assert!(!off.snapshots);
+    assert_eq!(save(&off), "", "as Redis shows save \"\"");
+}
+
+#[test]
+fn flags_override_the_file() {
+    let dir = std::env::temp_dir().join(format!("tollgate-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.toml");
+    std::fs::write(&path, "port = 7000\nbind = \"0.0.0.0\"\n").unwrap();
+    let cli = Cli {
+        config: Some(path.clone()),
+        port: Some(7001),
+        ..Cli::default()
+    };
+    let c = Config::load(&cli).unwrap();
+    assert_eq!((c.bind.as_str(), c.port), ("0.0.0.0", 7001));
+    let missing = Cli {
+        config: Some(dir.join("missing.toml")),
+        ..Cli::default()
+    };
+    assert!(
+        Config::load(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("missing.toml")
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
