@@ -314,6 +314,11 @@ async fn every_documented_error_is_what_the_server_says() {
         ),
         (
             false,
+            &["CONFIG", "GET"],
+            "ERR wrong number of arguments for 'config|get' command",
+        ),
+        (
+            false,
             &["LIMIT.POLICY", "x"],
             "ERR unknown subcommand 'x'. Try LIMIT.POLICY HELP.",
         ),

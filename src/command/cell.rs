@@ -45,9 +45,6 @@ pub fn series(_argv: &[&[u8]]) -> usize {
 
 /// `CL.THROTTLE`.
 pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    if argv.len() > 6 {
-        return Err(CmdError::WrongArity("cl.throttle".into()));
-    }
     let key = &argv[1];
     let max_burst = number("max_burst", argv[2], 0, MAX_COUNT - 1)?;
     let count = number("count_per_period", argv[3], 1, MAX_COUNT)?;
@@ -96,5 +93,5 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
 pub(super) static ROWS: &[CommandSpec] = &[
     command! { "cl.throttle", -5, [WRITE, FAST, CHECK], (1, 1, 1), "tollgate", "0.1.0",
     "GCRA rate limiting, answering exactly as redis-cell's CL.THROTTLE.",
-    throttle, series = series },
+    throttle, max = 6, series = series },
 ];

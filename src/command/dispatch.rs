@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::table::{CommandSpec, Flags};
 use super::{Ctx, Outcome, lookup};
-use crate::error::CmdError;
+use crate::error::{CmdError, printable};
 use crate::reply::Reply;
 
 /// The key a request will check, for the store to fetch into the cache
@@ -43,10 +43,21 @@ fn dispatch_inner(
     argv: &[&[u8]],
 ) -> Result<Outcome, CmdError> {
     ctx.shared.metrics.command();
-    let Some(spec) = spec else {
+    let Some(mut spec) = spec else {
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
         return Err(CmdError::unknown_command(argv[0], &argv[1..]));
     };
+    // A container's subcommand is a row of its own (as Redis looks it up).
+    if let (false, Some(sub)) = (spec.subcommands.is_empty(), argv.get(1)) {
+        let Some(found) = spec.subcommand(sub) else {
+            ctx.session.multi_dirty |= ctx.session.multi.is_some();
+            return Err(CmdError::UnknownSubcommand {
+                command: spec.name.to_ascii_uppercase(),
+                sub: printable(sub),
+            });
+        };
+        spec = found;
+    }
     if !spec.arity_ok(argv.len()) {
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
         return Err(CmdError::WrongArity(spec.name.to_string()));
@@ -66,7 +77,11 @@ fn dispatch_inner(
     // check); only a timed one needs to know its algorithm.
     let is_check = spec.flags.contains(Flags::CHECK);
     let started = (is_check && crate::metrics::sample_this_one()).then(std::time::Instant::now);
-    let outcome = (spec.run)(ctx, argv)?;
+    let Some(run) = spec.run else {
+        // A container without a subcommand: its arity already refused it.
+        return Err(CmdError::WrongArity(spec.name.to_string()));
+    };
+    let outcome = run(ctx, argv)?;
     if let (Some(started), Outcome::Reply(_)) = (started, &outcome)
         && let Some(series_of) = spec.series
     {
@@ -74,4 +89,155 @@ fn dispatch_inner(
         ctx.shared.metrics.observe_check(series, started.elapsed());
     }
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::command::Session;
+    use crate::config::Config;
+    use crate::state::Shared;
+
+    /// Runs each request on one session; what each answered.
+    fn run(shared: &Arc<Shared>, authenticated: bool, requests: &[&[&str]]) -> Vec<Reply> {
+        let guard = shared.clients.register("a".into(), "b".into());
+        let mut session = crate::command::Session::new(guard.meta.clone(), authenticated);
+        let session: &mut Session = &mut session;
+        let batch_time = Cell::new(None);
+        requests
+            .iter()
+            .map(|words| {
+                let argv: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+                let mut ctx = Ctx {
+                    shared,
+                    session,
+                    blocking: false,
+                    batch_time: &batch_time,
+                };
+                match dispatch(&mut ctx, &argv) {
+                    Outcome::Reply(r) | Outcome::Close(r) => r,
+                    _ => panic!("{words:?} did not answer at once"),
+                }
+            })
+            .collect()
+    }
+
+    fn error(reply: &Reply) -> &str {
+        match reply {
+            Reply::Error(e) => e,
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    fn shared() -> Arc<Shared> {
+        Shared::new(Config::default(), Arc::new(ManualClock::new(1 << 60)))
+    }
+
+    #[test]
+    fn subcommands_are_rows_with_their_own_arity() {
+        let shared = shared();
+        let replies = run(
+            &shared,
+            true,
+            &[
+                &["CONFIG", "nope"],
+                &["client", "Nope", "x"],
+                &["LIMIT.POLICY", "x"],
+                &["COMMAND", "x"],
+                &["CONFIG", "GET"],
+                &["client", "id", "x"],
+                &["CLIENT", "SETNAME"],
+                &["LIMIT.POLICY", "GET"],
+                &["COMMAND", "COUNT", "x"],
+                &["CONFIG"],
+                &["PING", "a", "b"],
+            ],
+        );
+        let said: Vec<&str> = replies.iter().map(error).collect();
+        assert_eq!(
+            said,
+            [
+                "ERR unknown subcommand 'nope'. Try CONFIG HELP.",
+                "ERR unknown subcommand 'Nope'. Try CLIENT HELP.",
+                "ERR unknown subcommand 'x'. Try LIMIT.POLICY HELP.",
+                "ERR unknown subcommand 'x'. Try COMMAND HELP.",
+                "ERR wrong number of arguments for 'config|get' command",
+                "ERR wrong number of arguments for 'client|id' command",
+                "ERR wrong number of arguments for 'client|setname' command",
+                "ERR wrong number of arguments for 'limit.policy|get' command",
+                "ERR wrong number of arguments for 'command|count' command",
+                "ERR wrong number of arguments for 'config' command",
+                "ERR wrong number of arguments for 'ping' command",
+            ]
+        );
+        // Any case runs the subcommand; COMMAND alone runs the container.
+        let ok = run(
+            &shared,
+            true,
+            &[&["client", "ID"], &["Command", "count"], &["COMMAND"]],
+        );
+        assert!(matches!(ok[0], Reply::Int(_)));
+        assert!(matches!(ok[1], Reply::Int(n) if n > 20));
+        assert!(matches!(&ok[2], Reply::Array(all) if all.len() > 20));
+    }
+
+    #[test]
+    fn a_bad_subcommand_is_refused_when_queued() {
+        let replies = run(
+            &shared(),
+            true,
+            &[&["MULTI"], &["CONFIG", "nope"], &["PING"], &["EXEC"]],
+        );
+        assert_eq!(
+            error(&replies[1]),
+            "ERR unknown subcommand 'nope'. Try CONFIG HELP."
+        );
+        assert!(matches!(replies[2], Reply::Simple("QUEUED")));
+        assert!(error(&replies[3]).starts_with("EXECABORT"));
+    }
+
+    #[test]
+    fn authentication_is_checked_after_the_row_is_found() {
+        let replies = run(&shared(), false, &[&["CONFIG", "GET", "x"], &["nope"]]);
+        assert_eq!(error(&replies[0]), "NOAUTH Authentication required.");
+        assert!(error(&replies[1]).starts_with("ERR unknown command 'nope'"));
+    }
+
+    #[test]
+    fn command_info_shows_subcommands() {
+        let replies = run(
+            &shared(),
+            true,
+            &[
+                &["COMMAND", "INFO", "config|get", "config"],
+                &["COMMAND", "DOCS", "client"],
+            ],
+        );
+        let Reply::Array(infos) = &replies[0] else {
+            panic!("not an array");
+        };
+        let fields = |r: &Reply| match r {
+            Reply::Array(f) => f.clone(),
+            other => panic!("not an info: {other:?}"),
+        };
+        let get = fields(&infos[0]);
+        assert!(matches!(&get[0], Reply::Bulk(n) if &n[..] == b"config|get"));
+        assert!(matches!(get[1], Reply::Int(-3)));
+        let config = fields(&infos[1]);
+        assert!(matches!(&config[9], Reply::Array(subs) if subs.len() == 2));
+        let Reply::Map(docs) = &replies[1] else {
+            panic!("not a map");
+        };
+        let Reply::Map(client) = &docs[0].1 else {
+            panic!("not a map");
+        };
+        assert!(client.iter().any(
+            |(k, v)| matches!(k, Reply::Bulk(k) if &k[..] == b"subcommands")
+                && matches!(v, Reply::Map(subs) if subs.len() == 7)
+        ));
+    }
 }

@@ -16,7 +16,7 @@ use super::limit::{find_policy, set_once};
 use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
 use crate::engine::Engine;
-use crate::error::{CmdError, printable};
+use crate::error::CmdError;
 use crate::limiter::rule::{
     build_params, parse_algorithm, parse_buckets, parse_count, parse_duration, valid_policy_name,
 };
@@ -146,76 +146,58 @@ const POLICY_HELP: &[&str] = &[
     "    Print this help.",
 ];
 
-/// `LIMIT.POLICY SET|GET|DEL|LIST|HELP`.
-pub fn policy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let shared = ctx.shared;
-    let sub = &argv[1];
+/// `LIMIT.POLICY SET name algorithm limit window [BURST n] [BUCKETS n] ...`.
+pub fn policy_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let mut args = Args::new(&argv[2..]);
-    let arity = |n: usize, exact: bool| {
-        let ok = if exact {
-            argv.len() == n
-        } else {
-            argv.len() >= n
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(CmdError::WrongArity(format!(
-                "limit.policy|{}",
-                String::from_utf8_lossy(sub).to_lowercase()
-            )))
-        }
+    let name = args.text()?;
+    valid_policy_name(name)?;
+    let rules = parse_rules(&mut args)?;
+    let policy = Policy {
+        name: name.to_string(),
+        rules,
+        from_config: false,
     };
-    if is(sub, "SET") {
-        arity(6, false)?;
-        let name = args.text()?;
-        valid_policy_name(name)?;
-        let rules = parse_rules(&mut args)?;
-        let policy = Policy {
-            name: name.to_string(),
-            rules,
-            from_config: false,
-        };
-        shared
-            .engine
-            .policies
-            .set(policy)
-            .map_err(|e| CmdError::invalid(e.to_string()))?;
-        shared.persistence.policies_changed();
-        Ok(Reply::OK.into())
-    } else if is(sub, "GET") {
-        arity(3, true)?;
-        let name = args.text()?;
-        Ok(match shared.engine.policies.get(name) {
-            None => Reply::Null,
-            Some(p) => Reply::Array(p.rules.iter().map(|r| Reply::map(rule_fields(r))).collect()),
-        }
-        .into())
-    } else if is(sub, "DEL") {
-        arity(3, true)?;
-        let name = args.text()?;
-        let deleted = shared
-            .engine
-            .policies
-            .delete(name)
-            .map_err(|e| CmdError::invalid(e.to_string()))?;
-        if deleted {
-            shared.persistence.policies_changed();
-        }
-        Ok(Reply::Int(i64::from(deleted)).into())
-    } else if is(sub, "HELP") {
-        arity(2, true)?;
-        Ok(Reply::help(POLICY_HELP).into())
-    } else if is(sub, "LIST") {
-        arity(2, true)?;
-        let names = shared.engine.policies.names();
-        Ok(Reply::Array(names.iter().map(|n| Reply::text(n)).collect()).into())
-    } else {
-        Err(CmdError::UnknownSubcommand {
-            command: "LIMIT.POLICY".into(),
-            sub: printable(sub),
-        })
+    ctx.engine()
+        .policies
+        .set(policy)
+        .map_err(|e| CmdError::invalid(e.to_string()))?;
+    ctx.shared.persistence.policies_changed();
+    Ok(Reply::OK.into())
+}
+
+/// `LIMIT.POLICY GET name`: the policy's rules, or nil.
+pub fn policy_get(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    let name = Args::new(&argv[2..]).text()?;
+    Ok(match ctx.engine().policies.get(name) {
+        None => Reply::Null,
+        Some(p) => Reply::Array(p.rules.iter().map(|r| Reply::map(rule_fields(r))).collect()),
     }
+    .into())
+}
+
+/// `LIMIT.POLICY DEL name`: 1 if it existed.
+pub fn policy_del(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    let name = Args::new(&argv[2..]).text()?;
+    let deleted = ctx
+        .engine()
+        .policies
+        .delete(name)
+        .map_err(|e| CmdError::invalid(e.to_string()))?;
+    if deleted {
+        ctx.shared.persistence.policies_changed();
+    }
+    Ok(Reply::Int(i64::from(deleted)).into())
+}
+
+/// `LIMIT.POLICY LIST`: every policy's name.
+pub fn policy_list(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    let names = ctx.engine().policies.names();
+    Ok(Reply::Array(names.iter().map(|n| Reply::text(n)).collect()).into())
+}
+
+/// `LIMIT.POLICY HELP`.
+pub fn policy_help(_ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    Ok(Reply::help(POLICY_HELP).into())
 }
 
 /// The family's rows of the command table.
@@ -228,5 +210,24 @@ pub(super) static ROWS: &[CommandSpec] = &[
     reset },
     command! { "limit.policy", -2, [ADMIN], (0, 0, 0), "tollgate", "0.1.0",
     "Sets, gets, deletes and lists named policies.",
-    policy },
+    container, subcommands = POLICY_SUBCOMMANDS },
+];
+
+/// `LIMIT.POLICY`'s subcommands.
+static POLICY_SUBCOMMANDS: &[CommandSpec] = &[
+    command! { "limit.policy|set", -6, [ADMIN], (0, 0, 0), "tollgate", "0.1.0",
+    "Creates or replaces a run-time policy.",
+    policy_set },
+    command! { "limit.policy|get", 3, [], (0, 0, 0), "tollgate", "0.1.0",
+    "Returns the rules of a policy.",
+    policy_get },
+    command! { "limit.policy|del", 3, [ADMIN], (0, 0, 0), "tollgate", "0.1.0",
+    "Deletes a run-time policy.",
+    policy_del },
+    command! { "limit.policy|list", 2, [], (0, 0, 0), "tollgate", "0.1.0",
+    "Returns the names of all policies.",
+    policy_list },
+    command! { "limit.policy|help", 2, [], (0, 0, 0), "tollgate", "0.1.0",
+    "Returns helpful text about the different subcommands.",
+    policy_help },
 ];

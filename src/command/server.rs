@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::args::is;
 use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
-use crate::error::{CmdError, printable};
+use crate::error::CmdError;
 use crate::limiter::Algorithm;
 use crate::metrics::{self, Metrics};
 use crate::reply::Reply;
@@ -143,24 +143,8 @@ const CONFIG_HELP: &[&str] = &[
     "    Print this help.",
 ];
 
-/// `CONFIG GET pattern [pattern ...]`, `CONFIG HELP`.
-pub fn config(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let sub = &argv[1];
-    if is(sub, "HELP") {
-        if argv.len() != 2 {
-            return Err(CmdError::WrongArity("config|help".into()));
-        }
-        return Ok(Reply::help(CONFIG_HELP).into());
-    }
-    if !is(sub, "GET") {
-        return Err(CmdError::UnknownSubcommand {
-            command: "CONFIG".into(),
-            sub: printable(sub),
-        });
-    }
-    if argv.len() < 3 {
-        return Err(CmdError::WrongArity("config|get".into()));
-    }
+/// `CONFIG GET pattern [pattern ...]`.
+pub fn config_get(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let pairs = ctx.shared.config.visible_settings();
     let fields = pairs
         .into_iter()
@@ -168,6 +152,11 @@ pub fn config(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         .map(|(name, value)| (Reply::text(name), Reply::text(&value)))
         .collect();
     Ok(Reply::Map(fields).into())
+}
+
+/// `CONFIG HELP`.
+pub fn config_help(_ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    Ok(Reply::help(CONFIG_HELP).into())
 }
 
 /// Resident memory of this process in bytes, from /proc (0 where unknown).
@@ -284,7 +273,7 @@ pub(super) static ROWS: &[CommandSpec] = &[
     info },
     command! { "config", -2, [ADMIN], (0, 0, 0), "server", "2.0.0",
     "A container for server configuration commands.",
-    config },
+    container, subcommands = CONFIG_SUBCOMMANDS },
     command! { "dbsize", 1, [READONLY, FAST], (0, 0, 0), "server", "1.0.0",
     "Returns the number of live limiter states.",
     dbsize },
@@ -306,6 +295,16 @@ pub(super) static ROWS: &[CommandSpec] = &[
     command! { "shutdown", -1, [ADMIN], (0, 0, 0), "server", "1.0.0",
     "Stops the server.",
     shutdown },
+];
+
+/// `CONFIG`'s subcommands.
+static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
+    command! { "config|get", -3, [ADMIN, STALE], (0, 0, 0), "server", "2.0.0",
+    "Returns the effective values of configuration parameters.",
+    config_get },
+    command! { "config|help", 2, [STALE], (0, 0, 0), "server", "5.0.0",
+    "Returns helpful text about the different subcommands.",
+    config_help },
 ];
 
 #[cfg(test)]

@@ -158,82 +158,76 @@ const CLIENT_HELP: &[&str] = &[
     "    Print this help.",
 ];
 
-/// `CLIENT ID|SETNAME|GETNAME|SETINFO|LIST|INFO|HELP`.
-pub fn client(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let sub = &argv[1];
-    let me = &ctx.session.client;
-    let arity = |n: usize| {
-        if argv.len() == n {
-            Ok(())
-        } else {
-            Err(CmdError::WrongArity(format!(
-                "client|{}",
-                String::from_utf8_lossy(sub).to_lowercase()
-            )))
-        }
-    };
-    let reply = if is(sub, "ID") {
-        arity(2)?;
-        Reply::Int(me.id as i64)
-    } else if is(sub, "SETNAME") {
-        arity(3)?;
-        *me.name.lock() = valid_client_name(argv[2])?;
-        Reply::OK
-    } else if is(sub, "GETNAME") {
-        arity(2)?;
-        match me.name.lock().as_deref() {
-            Some(n) => Reply::text(n),
-            None => Reply::Null,
-        }
-    } else if is(sub, "SETINFO") {
-        arity(4)?;
-        let value = String::from_utf8_lossy(argv[3]).into_owned();
-        if value.contains(|c: char| c == ' ' || c.is_control()) {
-            return Err(CmdError::Line(
-                "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters."
-                    .into(),
-            ));
-        }
-        if is(argv[2], "LIB-NAME") {
-            *me.lib_name.lock() = Some(value);
-        } else if is(argv[2], "LIB-VER") {
-            *me.lib_ver.lock() = Some(value);
-        } else {
-            return Err(CmdError::Line(format!(
-                "ERR Unrecognized option '{}'",
-                printable(argv[2])
-            )));
-        }
-        Reply::OK
-    } else if is(sub, "LIST") {
-        let mut text = String::new();
-        for c in ctx.shared.clients.all() {
-            text.push_str(&c.info_line());
-            text.push('\n');
-        }
-        Reply::Verbatim(text)
-    } else if is(sub, "INFO") {
-        arity(2)?;
-        Reply::Verbatim(format!("{}\n", me.info_line()))
-    } else if is(sub, "HELP") {
-        arity(2)?;
-        Reply::help(CLIENT_HELP)
-    } else {
-        return Err(CmdError::UnknownSubcommand {
-            command: "CLIENT".into(),
-            sub: printable(sub),
-        });
-    };
-    Ok(reply.into())
+/// `CLIENT ID`.
+pub fn client_id(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    Ok(Reply::Int(ctx.session.client.id as i64).into())
 }
 
-/// `PING [message]`.
-pub fn ping(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    match argv.len() {
-        1 => Ok(Reply::Simple("PONG").into()),
-        2 => Ok(Reply::Bulk(Bytes::copy_from_slice(argv[1])).into()),
-        _ => Err(CmdError::WrongArity("ping".into())),
+/// `CLIENT SETNAME name` (empty clears it).
+pub fn client_setname(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    *ctx.session.client.name.lock() = valid_client_name(argv[2])?;
+    Ok(Reply::OK.into())
+}
+
+/// `CLIENT GETNAME`: the name, or nil.
+pub fn client_getname(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    Ok(match ctx.session.client.name.lock().as_deref() {
+        Some(n) => Reply::text(n),
+        None => Reply::Null,
     }
+    .into())
+}
+
+/// `CLIENT SETINFO LIB-NAME|LIB-VER value`.
+pub fn client_setinfo(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    let me = &ctx.session.client;
+    let value = String::from_utf8_lossy(argv[3]).into_owned();
+    if value.contains(|c: char| c == ' ' || c.is_control()) {
+        return Err(CmdError::Line(
+            "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters."
+                .into(),
+        ));
+    }
+    if is(argv[2], "LIB-NAME") {
+        *me.lib_name.lock() = Some(value);
+    } else if is(argv[2], "LIB-VER") {
+        *me.lib_ver.lock() = Some(value);
+    } else {
+        return Err(CmdError::Line(format!(
+            "ERR Unrecognized option '{}'",
+            printable(argv[2])
+        )));
+    }
+    Ok(Reply::OK.into())
+}
+
+/// `CLIENT LIST`: one line per connected client.
+pub fn client_list(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    let mut text = String::new();
+    for c in ctx.shared.clients.all() {
+        text.push_str(&c.info_line());
+        text.push('\n');
+    }
+    Ok(Reply::Verbatim(text).into())
+}
+
+/// `CLIENT INFO`: this connection's line.
+pub fn client_info(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    Ok(Reply::Verbatim(format!("{}\n", ctx.session.client.info_line())).into())
+}
+
+/// `CLIENT HELP`.
+pub fn client_help(_ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    Ok(Reply::help(CLIENT_HELP).into())
+}
+
+/// `PING [message]` (the table allows at most one argument).
+pub fn ping(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    Ok(match argv.get(1) {
+        None => Reply::Simple("PONG"),
+        Some(message) => Reply::Bulk(Bytes::copy_from_slice(message)),
+    }
+    .into())
 }
 
 /// `ECHO message`.
@@ -245,7 +239,7 @@ pub fn echo(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
 pub(super) static ROWS: &[CommandSpec] = &[
     command! { "ping", -1, [FAST, STALE], (0, 0, 0), "connection", "1.0.0",
     "Returns the server's liveliness response.",
-    ping },
+    ping, max = 2 },
     command! { "echo", 2, [FAST], (0, 0, 0), "connection", "1.0.0",
     "Returns the given string.",
     echo },
@@ -266,5 +260,30 @@ pub(super) static ROWS: &[CommandSpec] = &[
     select },
     command! { "client", -2, [ADMIN], (0, 0, 0), "connection", "2.4.0",
     "A container for client connection commands.",
-    client },
+    container, subcommands = CLIENT_SUBCOMMANDS },
+];
+
+/// `CLIENT`'s subcommands.
+static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    command! { "client|id", 2, [STALE], (0, 0, 0), "connection", "5.0.0",
+    "Returns the unique client ID of the connection.",
+    client_id },
+    command! { "client|setname", 3, [STALE], (0, 0, 0), "connection", "2.6.9",
+    "Sets the connection name.",
+    client_setname },
+    command! { "client|getname", 2, [STALE], (0, 0, 0), "connection", "2.6.9",
+    "Returns the name of the connection.",
+    client_getname },
+    command! { "client|setinfo", 4, [STALE], (0, 0, 0), "connection", "7.2.0",
+    "Sets information specific to the client or connection.",
+    client_setinfo },
+    command! { "client|list", -2, [ADMIN, STALE], (0, 0, 0), "connection", "2.4.0",
+    "Lists open connections.",
+    client_list },
+    command! { "client|info", 2, [STALE], (0, 0, 0), "connection", "6.2.0",
+    "Returns information about the connection.",
+    client_info },
+    command! { "client|help", 2, [STALE], (0, 0, 0), "connection", "5.0.0",
+    "Returns helpful text about the different subcommands.",
+    client_help },
 ];

@@ -50,6 +50,9 @@ pub struct CommandSpec {
     pub name: &'static str,
     /// Argument count including the name; negative means at least that many.
     pub arity: i32,
+    /// Most arguments including the name, where a negative arity has a
+    /// ceiling (`PING [message]`: at least 1, at most 2).
+    pub max_args: Option<usize>,
     pub flags: Flags,
     pub first_key: i32,
     pub last_key: i32,
@@ -57,7 +60,12 @@ pub struct CommandSpec {
     pub group: &'static str,
     pub summary: &'static str,
     pub since: &'static str,
-    pub(super) run: Handler,
+    /// What runs the command; `None` for a container (`CONFIG`, `CLIENT`,
+    /// ...), which only ever runs through its subcommands.
+    pub(super) run: Option<Handler>,
+    /// A container's subcommands: rows of their own, named
+    /// `container|sub`, each with its own arity and flags.
+    pub subcommands: &'static [CommandSpec],
     /// For a check (flag `CHECK`): the metrics series its arguments count
     /// under (the algorithm, or policies).
     pub(super) series: Option<SeriesOf>,
@@ -98,6 +106,9 @@ impl CommandSpec {
     }
 
     pub(super) fn arity_ok(&self, argc: usize) -> bool {
+        if self.max_args.is_some_and(|max| argc > max) {
+            return false;
+        }
         let argc = i64::try_from(argc).unwrap_or(i64::MAX);
         let arity = i64::from(self.arity);
         if arity >= 0 {
@@ -106,17 +117,34 @@ impl CommandSpec {
             argc >= -arity
         }
     }
+
+    /// The subcommand `sub` names (ignoring ASCII case), if any.
+    pub fn subcommand(&self, sub: &[u8]) -> Option<&'static CommandSpec> {
+        self.subcommands.iter().find(|s| {
+            s.name
+                .split_once('|')
+                .is_some_and(|(_, name)| name.as_bytes().eq_ignore_ascii_case(sub))
+        })
+    }
 }
 
-/// One row of [`super::COMMANDS`].
+/// One row of [`super::COMMANDS`]: name, arity, flags, key positions,
+/// group, since, summary, then the handler (`container` for a container)
+/// and optional `max = N`, `series = f`, `subcommands = ROWS`.
 macro_rules! command {
-    (@series) => { None };
-    (@series $series:path) => { Some($series) };
+    (@run container) => { None };
+    (@run $run:path) => { Some($run) };
+    (@opt) => { None };
+    (@opt $x:expr) => { Some($x) };
+    (@subs) => { &[] };
+    (@subs $subs:expr) => { $subs };
     ($name:literal, $arity:expr, [$($flag:ident),*], ($first:expr, $last:expr, $step:expr),
-     $group:literal, $since:literal, $summary:literal, $run:path $(, series = $series:path)?) => {
+     $group:literal, $since:literal, $summary:literal, $run:ident
+     $(, max = $max:expr)? $(, series = $series:path)? $(, subcommands = $subs:expr)?) => {
         CommandSpec {
             name: $name,
             arity: $arity,
+            max_args: command!(@opt $($max)?),
             flags: Flags::empty()$(.union(Flags::$flag))*,
             first_key: $first,
             last_key: $last,
@@ -124,8 +152,9 @@ macro_rules! command {
             group: $group,
             summary: $summary,
             since: $since,
-            run: $run,
-            series: command!(@series $($series)?),
+            run: command!(@run $run),
+            subcommands: command!(@subs $($subs)?),
+            series: command!(@opt $($series)?),
         }
     };
 }
