@@ -17,10 +17,7 @@ use tollgate::reply::Reply;
 use tollgate::resp::encode;
 use tollgate::server::Shared;
 
-const LIMITS: Limits = Limits {
-    max_arg_bytes: 1 << 20,
-    max_query_buffer_bytes: 1 << 26,
-};
+const LIMITS: Limits = Limits::new(1 << 20, 1 << 26);
 
 fn frame(words: &[&str]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", words.len()).into_bytes();
@@ -55,7 +52,7 @@ fn resp(c: &mut Criterion) {
         })
     });
     c.bench_function("resp/scan_limit_check", |b| {
-        b.iter(|| black_box(multibulk_extent(black_box(&check), 1 << 20).unwrap()))
+        b.iter(|| black_box(multibulk_extent(black_box(&check), &LIMITS).unwrap()))
     });
     c.bench_function("resp/crate_decode_limit_check", |b| {
         b.iter(|| {

@@ -16,7 +16,7 @@ use crate::clients::ClientGuard;
 use crate::command::{
     CommandSpec, Ctx, Outcome, Pending, Session, dispatch_to, lookup, prefetch_key,
 };
-use crate::frame::{Frame, Limits, ProtocolError, next_request};
+use crate::frame::{Frame, Limits, ProtocolError, Reader};
 use crate::reply::Reply;
 use crate::resp::encode;
 use crate::state::Shared;
@@ -67,10 +67,10 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let limits = Limits {
-        max_arg_bytes: shared.config.max_arg_bytes,
-        max_query_buffer_bytes: shared.config.max_query_buffer_bytes,
-    };
+    let limits = Limits::new(
+        shared.config.max_arg_bytes,
+        shared.config.max_query_buffer_bytes,
+    );
     let session = Session::new(guard.meta.clone(), shared.config.requirepass.is_none());
     let (rd, wr) = stream.into_split();
     let mut connection = Connection {
@@ -83,6 +83,7 @@ pub async fn serve(
         inbuf: BytesMut::with_capacity(16 * 1024),
         out: BytesMut::with_capacity(16 * 1024),
         batch: Vec::new(),
+        reader: Reader::default(),
     };
     connection.run().await;
 }
@@ -108,6 +109,8 @@ struct Connection {
     /// table (looked up once). Grows to the largest batch this client sends
     /// (at most BATCH).
     batch: Vec<(Frame, Option<&'static CommandSpec>)>,
+    /// Where a request that has not all arrived was left.
+    reader: Reader,
 }
 
 impl Connection {
@@ -153,9 +156,18 @@ impl Connection {
     /// they check can be fetched into the cache together rather than one
     /// miss at a time. Answers the protocol error that ended the batch, if
     /// any (the requests before it are run first).
+    ///
+    /// Before `AUTH` the requests are Redis's small ones (see
+    /// [`Limits::before_auth`]) and are taken one at a time, so that the
+    /// request after an `AUTH` is read with the limits it earned.
     fn read_batch(&mut self) -> Option<ProtocolError> {
-        while self.batch.len() < BATCH {
-            match next_request(&mut self.inbuf, &self.limits) {
+        let (limits, most) = if self.session.authenticated {
+            (self.limits, BATCH)
+        } else {
+            (self.limits.before_auth(), 1)
+        };
+        while self.batch.len() < most {
+            match self.reader.next(&mut self.inbuf, &limits) {
                 Ok(Some(request)) => {
                     let spec = request.arg(0).and_then(lookup);
                     self.batch.push((request, spec));

@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 use proptest::prelude::*;
-use tollgate::frame::{Frame, Limits, next_request, reference_request};
+use tollgate::frame::{Frame, Limits, Reader, next_request, reference_request};
 
 type Decoder = fn(&mut BytesMut, &Limits) -> Result<Option<Frame>, tollgate::frame::ProtocolError>;
 
@@ -25,19 +25,60 @@ fn decode_all(
     }
 }
 
+/// What one [`Reader`] takes off `input` arriving in pieces of `piece`
+/// bytes (a connection's reads), what it leaves, and how it ends.
+fn decode_in_pieces(
+    input: &[u8],
+    piece: usize,
+    limits: &Limits,
+) -> (Vec<Frame>, Vec<u8>, Option<String>) {
+    let mut reader = Reader::default();
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for chunk in input.chunks(piece.max(1)) {
+        buf.extend_from_slice(chunk);
+        loop {
+            match reader.next(&mut buf, limits) {
+                Ok(Some(frame)) => out.push(frame),
+                Ok(None) => break,
+                Err(e) => return (out, buf.to_vec(), Some(e.to_string())),
+            }
+        }
+    }
+    (out, buf.to_vec(), None)
+}
+
 fn agree(input: &[u8], max_arg: usize) -> Result<(), TestCaseError> {
-    let limits = Limits {
-        max_arg_bytes: max_arg,
-        max_query_buffer_bytes: 1 << 20,
-    };
-    let fast = decode_all(next_request, input, &limits);
-    let reference = decode_all(reference_request, input, &limits);
-    prop_assert_eq!(
-        fast,
-        reference,
-        "input {:?}",
-        String::from_utf8_lossy(input)
-    );
+    let after_auth = Limits::new(max_arg, 1 << 20);
+    for limits in [after_auth, after_auth.before_auth()] {
+        let reference = decode_all(reference_request, input, &limits);
+        let fast = decode_all(next_request, input, &limits);
+        let shown = String::from_utf8_lossy(input);
+        prop_assert_eq!(&fast, &reference, "input {:?}", shown);
+        // Arriving in pieces, resumed where each read stopped: the same
+        // requests and the same error (an error may come before the rest
+        // has arrived, so what is left then is not compared).
+        for piece in [1, 3, 7] {
+            let (frames, rest, error) = decode_in_pieces(input, piece, &limits);
+            prop_assert_eq!(
+                &frames,
+                &reference.0,
+                "input {:?} in pieces of {}",
+                shown,
+                piece
+            );
+            prop_assert_eq!(
+                &error,
+                &reference.2,
+                "input {:?} in pieces of {}",
+                shown,
+                piece
+            );
+            if error.is_none() {
+                prop_assert_eq!(&rest, &reference.1);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -58,6 +99,10 @@ fn pipelines() -> impl Strategy<Value = Vec<u8>> {
     let arg = prop::collection::vec(any::<u8>(), 0..12);
     let request = prop::collection::vec(arg, 0..5).prop_map(|args| encode(&args));
     let pipeline = prop::collection::vec(request, 1..4).prop_map(|r| r.concat());
+    // Some with more arguments than a client may send before AUTH.
+    let many = prop::collection::vec(prop::collection::vec(any::<u8>(), 0..3), 9..13)
+        .prop_map(|args| encode(&args));
+    let pipeline = prop_oneof![4 => pipeline, 1 => many];
     let special = prop::sample::select(&b"*$\r\n-+:0123456789 x"[..]);
     let edits = prop::collection::vec((any::<prop::sample::Index>(), special, 0..3u8), 0..4);
     (pipeline, edits, any::<prop::sample::Index>()).prop_map(|(mut bytes, edits, cut)| {
@@ -113,6 +158,8 @@ fn scanner_agrees_on_the_edges() {
         b"*2\r\n$1\r\na\r\n*1\r\n",
         b"*1\r\n$16\r\n0123456789abcdef\r\n",
         b"*1\r\n$17\r\n0123456789abcdefg\r\n",
+        b"*-2\r\n*1\r\n$1\r\na\r\n",
+        b"*0\r\n*-1\r\n",
     ];
     for input in cases {
         agree(input, 16).unwrap();
@@ -120,4 +167,43 @@ fn scanner_agrees_on_the_edges() {
             agree(&input[..cut], 16).unwrap();
         }
     }
+}
+
+/// Redis ignores an array of zero or fewer arguments; so does tollgate (the
+/// crate's decoder used to answer `*-2` with its own internal words).
+#[test]
+fn empty_and_negative_arrays_are_empty_requests() {
+    let limits = Limits::new(16, 1 << 20);
+    let (frames, rest, error) = decode_all(
+        next_request,
+        b"*-2\r\n*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n",
+        &limits,
+    );
+    assert_eq!(error, None);
+    assert!(rest.is_empty());
+    assert_eq!(frames.len(), 4);
+    assert!(frames[..3].iter().all(Frame::is_empty));
+    assert_eq!(frames[3].args().to_vec(), vec![&b"PING"[..]]);
+}
+
+/// Before AUTH, Redis's limits and words: 10 arguments of 16 KiB at most.
+#[test]
+fn requests_before_auth_are_small() {
+    let limits = Limits::new(1 << 20, 1 << 26).before_auth();
+    let ten = encode(&vec![b"a".to_vec(); 10]);
+    assert_eq!(decode_all(next_request, &ten, &limits).0.len(), 1);
+    let eleven = encode(&vec![b"a".to_vec(); 11]);
+    assert_eq!(
+        decode_all(next_request, &eleven[..5], &limits).2.as_deref(),
+        Some("ERR Protocol error: unauthenticated multibulk length")
+    );
+    let big = format!("*1\r\n${}\r\n", 16 * 1024 + 1);
+    assert_eq!(
+        decode_all(next_request, big.as_bytes(), &limits)
+            .2
+            .as_deref(),
+        Some("ERR Protocol error: unauthenticated bulk length")
+    );
+    let fits = encode(&[vec![b'x'; 16 * 1024]]);
+    assert_eq!(decode_all(next_request, &fits, &limits).0.len(), 1);
 }

@@ -31,10 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&max_arg, input)) = data.split_first() else {
         return;
     };
-    let limits = Limits {
-        max_arg_bytes: usize::from(max_arg),
-        max_query_buffer_bytes: 1 << 20,
-    };
+    let limits = Limits::new(usize::from(max_arg), 1 << 20);
     assert_eq!(
         decode_all(next_request, input, &limits),
         decode_all(reference_request, input, &limits),

@@ -1,25 +1,26 @@
 //! The request decoder on whole pipelined buffers, fed in pieces split at
-//! points the input chooses: it never panics, and splitting changes nothing
-//! (the same requests, then the same error or the same leftover).
+//! points the input chooses to one reader (which resumes a cut request):
+//! it never panics, and splitting changes nothing (the same requests, then
+//! the same error or the same leftover).
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use tollgate::frame::{Frame, Limits, next_request};
+use tollgate::frame::{Frame, Limits, Reader};
 
-const LIMITS: Limits = Limits {
-    max_arg_bytes: 1 << 16,
-    max_query_buffer_bytes: 1 << 20,
-};
+const LIMITS: Limits = Limits::new(1 << 16, 1 << 20);
 
 /// Decodes everything `chunks` deliver, as a connection reads them.
 fn decode(chunks: &[&[u8]]) -> (Vec<Frame>, Option<String>) {
+    // One reader across the reads, as a connection keeps one: a request
+    // cut between reads resumes where it stopped.
+    let mut reader = Reader::default();
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         loop {
-            match next_request(&mut buf, &LIMITS) {
+            match reader.next(&mut buf, &LIMITS) {
                 Ok(Some(r)) => out.push(r),
                 Ok(None) => break,
                 Err(e) => return (out, Some(e.to_string())),

@@ -17,12 +17,16 @@ pub use inline::split_args;
 pub use reference::multibulk_extent;
 use scan::Scan;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use redis_protocol::resp2::types::RangeFrame;
 use smallvec::SmallVec;
 
 /// Most arguments in one request (as Redis).
-const MAX_MULTIBULK: i64 = 1024 * 1024;
+const MAX_MULTIBULK: usize = 1024 * 1024;
+/// Most arguments in one request before `AUTH` (as Redis).
+const MAX_ARGS_BEFORE_AUTH: usize = 10;
+/// Longest argument before `AUTH` (as Redis: 16 KiB).
+const MAX_ARG_BYTES_BEFORE_AUTH: usize = 16 * 1024;
 /// Input that cannot be a request; the connection answers it and closes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("ERR Protocol error: {0}")]
@@ -33,10 +37,38 @@ fn protocol_error(msg: impl Into<String>) -> ProtocolError {
 }
 
 /// Size limits of one connection's input.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Most arguments in one request.
+    pub max_args: usize,
     pub max_arg_bytes: usize,
     pub max_query_buffer_bytes: usize,
+    /// Before `AUTH`: the errors say so (`unauthenticated bulk length`).
+    pub unauthenticated: bool,
+}
+
+impl Limits {
+    /// An authenticated client's limits: Redis's 1,048,576 arguments, and
+    /// these sizes.
+    pub const fn new(max_arg_bytes: usize, max_query_buffer_bytes: usize) -> Limits {
+        Limits {
+            max_args: MAX_MULTIBULK,
+            max_arg_bytes,
+            max_query_buffer_bytes,
+            unauthenticated: false,
+        }
+    }
+
+    /// The limits before `AUTH`, as Redis's: at most 10 arguments of at
+    /// most 16 KiB each; anything larger closes the connection at once.
+    pub fn before_auth(self) -> Limits {
+        Limits {
+            max_args: MAX_ARGS_BEFORE_AUTH,
+            max_arg_bytes: self.max_arg_bytes.min(MAX_ARG_BYTES_BEFORE_AUTH),
+            unauthenticated: true,
+            ..self
+        }
+    }
 }
 
 /// One request: its bytes and where each argument lies in them. Arguments
@@ -92,24 +124,47 @@ fn offset(n: usize) -> u32 {
 }
 
 /// Takes one request off the front of `buf`: `Ok(None)` if it is not all
-/// there yet; an empty request for an empty line or array.
+/// there yet; an empty request for an empty line or array. (A connection
+/// uses a [`Reader`], which resumes a partial request where it stopped.)
+pub fn next_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
+    Reader::default().next(buf, limits)
+}
+
+/// Takes requests off one connection's buffer, remembering how far a
+/// request that has not all arrived was scanned, so that a long request
+/// sent in small pieces is scanned once (linear), not from its start on
+/// every read.
 ///
 /// The common request, an array of bulk strings with plain length headers,
 /// is framed by [`scan`] in one pass; anything else (signed, zero-padded or
 /// long headers, empty or null arrays, and every malformed frame) goes to
 /// [`reference_request`], whose decoding the scan must equal on every input
 /// (a property test and a fuzz target hold it to that).
-pub fn next_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
-    if buf.first() != Some(&b'*') {
-        return reference_request(buf, limits);
-    }
-    match scan::multibulk(buf, limits.max_arg_bytes) {
-        Scan::Ready((used, spans)) => Ok(Some(Frame {
-            data: buf.split_to(used).freeze(),
-            spans,
-        })),
-        Scan::Short => Ok(None),
-        Scan::Unusual => reference_request(buf, limits),
+#[derive(Debug, Default)]
+pub struct Reader {
+    partial: Option<scan::Progress>,
+}
+
+impl Reader {
+    /// The next request at the front of `buf`, which holds what this
+    /// reader left there plus whatever has been appended since.
+    pub fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<Option<Frame>, ProtocolError> {
+        if buf.first() != Some(&b'*') {
+            self.partial = None;
+            return reference_request(buf, limits);
+        }
+        match scan::multibulk(buf, limits, &mut self.partial) {
+            Scan::Ready((used, spans)) => Ok(Some(Frame {
+                data: buf.split_to(used).freeze(),
+                spans,
+            })),
+            Scan::Short => Ok(None),
+            Scan::Unusual => reference_request(buf, limits),
+        }
     }
 }
 
@@ -126,9 +181,14 @@ pub fn reference_request(
     if buf[0] != b'*' {
         return inline::inline_request(buf);
     }
-    let Some(extent) = multibulk_extent(buf, limits.max_arg_bytes)? else {
+    let Some((count, extent)) = reference::multibulk_header(buf, limits)? else {
         return Ok(None);
     };
+    if count <= 0 {
+        // Redis ignores an empty or negative count: an empty request.
+        buf.advance(extent);
+        return Ok(Some(Frame::from_owned(Vec::new())));
+    }
     // The crate's zero-copy decoder: ranges into the buffer, no copies.
     let (frame, used) = redis_protocol::resp2::decode::decode_range(&buf[..extent])
         .map_err(|e| protocol_error(e.details().to_string()))?
@@ -155,10 +215,7 @@ pub fn reference_request(
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits {
-        max_arg_bytes: 16,
-        max_query_buffer_bytes: 1024,
-    };
+    const LIMITS: Limits = Limits::new(16, 1024);
 
     fn take(input: &[u8]) -> Result<Option<Vec<Vec<u8>>>, ProtocolError> {
         next_request(&mut BytesMut::from(input), &LIMITS)

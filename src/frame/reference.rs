@@ -2,7 +2,7 @@
 //! against the size limits before the body has arrived, then the
 //! redis-protocol crate decodes (see [`super::reference_request`]).
 
-use super::{MAX_MULTIBULK, ProtocolError, protocol_error};
+use super::{Limits, ProtocolError, protocol_error};
 
 /// Longest integer header line (`*N\r\n`, `$N\r\n`).
 const MAX_HEADER: usize = 32;
@@ -46,12 +46,25 @@ fn header_int(buf: &[u8], start: usize, what: &str) -> Result<Option<(i64, usize
 /// The length of the multibulk request at the front of `buf`, checking
 /// every header against the limits before the body has arrived. Keeps the
 /// decoder to flat arrays of bulk strings.
-pub fn multibulk_extent(buf: &[u8], max_arg: usize) -> Result<Option<usize>, ProtocolError> {
+pub fn multibulk_extent(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolError> {
+    Ok(multibulk_header(buf, limits)?.map(|(_, extent)| extent))
+}
+
+/// The argument count the request at the front of `buf` declares (zero or
+/// less: an empty request, as Redis ignores it) and its length.
+pub(super) fn multibulk_header(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(i64, usize)>, ProtocolError> {
     let Some((count, mut pos)) = header_int(buf, 1, "multibulk")? else {
         return Ok(None);
     };
-    if count > MAX_MULTIBULK {
-        return Err(protocol_error("invalid multibulk length"));
+    if usize::try_from(count).is_ok_and(|n| n > limits.max_args) {
+        return Err(protocol_error(if limits.unauthenticated {
+            "unauthenticated multibulk length"
+        } else {
+            "invalid multibulk length"
+        }));
     }
     for _ in 0..count.max(0) {
         let Some(&kind) = buf.get(pos) else {
@@ -66,10 +79,13 @@ pub fn multibulk_extent(buf: &[u8], max_arg: usize) -> Result<Option<usize>, Pro
         let Some((len, body)) = header_int(buf, pos + 1, "bulk")? else {
             return Ok(None);
         };
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&l| l <= max_arg)
-            .ok_or_else(|| protocol_error("invalid bulk length"))?;
+        let len = match usize::try_from(len) {
+            Ok(l) if l <= limits.max_arg_bytes => l,
+            Ok(_) if limits.unauthenticated => {
+                return Err(protocol_error("unauthenticated bulk length"));
+            }
+            _ => return Err(protocol_error("invalid bulk length")),
+        };
         pos = body + len + 2;
         if pos > buf.len() {
             return Ok(None);
@@ -78,7 +94,7 @@ pub fn multibulk_extent(buf: &[u8], max_arg: usize) -> Result<Option<usize>, Pro
             return Err(protocol_error("expected CRLF after bulk string"));
         }
     }
-    Ok(Some(pos))
+    Ok(Some((count, pos)))
 }
 
 #[cfg(test)]

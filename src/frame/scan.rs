@@ -11,7 +11,7 @@
 
 use smallvec::SmallVec;
 
-use super::MAX_MULTIBULK;
+use super::Limits;
 
 /// What the scan made of the front of a buffer.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,46 +57,89 @@ fn header(buf: &[u8], pos: usize) -> Scan<(usize, usize)> {
     }
 }
 
+/// How far a request that has not all arrived was scanned: every argument
+/// before `pos` is framed and within the limits.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Progress {
+    /// Arguments the request declares.
+    count: usize,
+    /// Where the next argument's header starts.
+    pos: usize,
+    /// The arguments framed so far.
+    spans: Spans,
+}
+
 /// Frames the multibulk request at the front of `buf` (which starts with
-/// `*`): its length and its arguments' spans.
-pub(super) fn multibulk(buf: &[u8], max_arg: usize) -> Scan<(usize, Spans)> {
-    let (count, mut pos) = match header(buf, 1) {
+/// `*`): its length and its arguments' spans. `partial` carries what an
+/// earlier call scanned of the same request (the buffer has only grown
+/// since), and what this one scanned if the request is still short.
+pub(super) fn multibulk(
+    buf: &[u8],
+    limits: &Limits,
+    partial: &mut Option<Progress>,
+) -> Scan<(usize, Spans)> {
+    let mut at = match partial.take() {
+        Some(progress) => progress,
+        None => {
+            let (count, pos) = match header(buf, 1) {
+                Scan::Ready(h) => h,
+                Scan::Short => return Scan::Short,
+                Scan::Unusual => return Scan::Unusual,
+            };
+            // An empty array, and lengths past the limit, are the reference's.
+            if count == 0 || count > limits.max_args {
+                return Scan::Unusual;
+            }
+            Progress {
+                count,
+                pos,
+                spans: Spans::new(),
+            }
+        }
+    };
+    while at.spans.len() < at.count {
+        match next_argument(buf, at.pos, limits.max_arg_bytes) {
+            Scan::Ready((span, next)) => {
+                at.spans.push(span);
+                at.pos = next;
+            }
+            Scan::Short => {
+                *partial = Some(at);
+                return Scan::Short;
+            }
+            Scan::Unusual => return Scan::Unusual,
+        }
+    }
+    Scan::Ready((at.pos, at.spans))
+}
+
+/// The bulk string whose header starts at `pos`: its span and where the
+/// next header starts.
+#[inline]
+fn next_argument(buf: &[u8], pos: usize, max_arg: usize) -> Scan<((u32, u32), usize)> {
+    match buf.get(pos) {
+        Some(b'$') => {}
+        Some(_) => return Scan::Unusual,
+        None => return Scan::Short,
+    }
+    let (len, start) = match header(buf, pos + 1) {
         Scan::Ready(h) => h,
         Scan::Short => return Scan::Short,
         Scan::Unusual => return Scan::Unusual,
     };
-    // An empty array, and lengths past the limit, are the reference's.
-    if count == 0 || count as u64 > MAX_MULTIBULK as u64 {
+    if len > max_arg {
         return Scan::Unusual;
     }
-    let mut spans = Spans::new();
-    for _ in 0..count {
-        match buf.get(pos) {
-            Some(b'$') => {}
-            Some(_) => return Scan::Unusual,
-            None => return Scan::Short,
-        }
-        let (len, start) = match header(buf, pos + 1) {
-            Scan::Ready(h) => h,
-            Scan::Short => return Scan::Short,
-            Scan::Unusual => return Scan::Unusual,
-        };
-        if len > max_arg {
-            return Scan::Unusual;
-        }
-        let end = start + len;
-        match buf.get(end..end + 2) {
-            Some(b"\r\n") => {}
-            Some(_) => return Scan::Unusual,
-            None => return Scan::Short,
-        }
-        let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(end)) else {
-            return Scan::Unusual;
-        };
-        spans.push((s, e));
-        pos = end + 2;
+    let end = start + len;
+    match buf.get(end..end + 2) {
+        Some(b"\r\n") => {}
+        Some(_) => return Scan::Unusual,
+        None => return Scan::Short,
     }
-    Scan::Ready((pos, spans))
+    let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(end)) else {
+        return Scan::Unusual;
+    };
+    Scan::Ready(((s, e), end + 2))
 }
 
 #[cfg(test)]
@@ -125,23 +168,58 @@ mod tests {
         }
     }
 
+    fn scan(buf: &[u8], max_arg: usize) -> Scan<(usize, Spans)> {
+        multibulk(buf, &Limits::new(max_arg, 1 << 20), &mut None)
+    }
+
     #[test]
     fn frames_arrays_of_bulk_strings() {
         let req = b"*2\r\n$4\r\nPING\r\n$0\r\n\r\nrest";
-        let Scan::Ready((used, spans)) = multibulk(req, 16) else {
+        let Scan::Ready((used, spans)) = scan(req, 16) else {
             panic!("not framed");
         };
         assert_eq!(used, req.len() - 4);
         assert_eq!(spans.as_slice(), &[(8, 12), (18, 18)]);
         for cut in 0..used {
-            assert_eq!(multibulk(&req[..cut], 16), Scan::Short, "cut at {cut}");
+            assert_eq!(scan(&req[..cut], 16), Scan::Short, "cut at {cut}");
         }
         // Past the argument limit, or not CRLF after a body: the reference
         // path says why.
-        assert_eq!(multibulk(req, 3), Scan::Unusual);
-        assert_eq!(multibulk(b"*1\r\n$1\r\nab\r\n", 16), Scan::Unusual);
-        assert_eq!(multibulk(b"*1\r\n:1\r\n", 16), Scan::Unusual);
-        assert_eq!(multibulk(b"*0\r\n", 16), Scan::Unusual);
-        assert_eq!(multibulk(b"*-1\r\n", 16), Scan::Unusual);
+        assert_eq!(scan(req, 3), Scan::Unusual);
+        assert_eq!(scan(b"*1\r\n$1\r\nab\r\n", 16), Scan::Unusual);
+        assert_eq!(scan(b"*1\r\n:1\r\n", 16), Scan::Unusual);
+        assert_eq!(scan(b"*0\r\n", 16), Scan::Unusual);
+        assert_eq!(scan(b"*-1\r\n", 16), Scan::Unusual);
+    }
+
+    #[test]
+    fn a_short_request_resumes_where_it_stopped() {
+        let req = b"*3\r\n$3\r\nabc\r\n$2\r\nde\r\n$1\r\nf\r\n";
+        let limits = Limits::new(16, 1 << 20);
+        let mut partial = None;
+        // Cut inside the second argument: the first is kept.
+        assert_eq!(multibulk(&req[..20], &limits, &mut partial), Scan::Short);
+        let progress = partial.as_ref().expect("progress kept");
+        assert_eq!(
+            (progress.pos, progress.spans.as_slice()),
+            (13, &[(8u32, 11u32)][..])
+        );
+        // The next call starts there: a buffer whose first bytes no longer
+        // parse still frames, which it could not if scanned from the start.
+        let mut changed = req.to_vec();
+        changed[1] = b'x';
+        let Scan::Ready((used, spans)) = multibulk(&changed, &limits, &mut partial) else {
+            panic!("not framed");
+        };
+        assert_eq!(used, req.len());
+        assert_eq!(spans.as_slice(), &[(8, 11), (17, 19), (25, 26)]);
+        assert!(partial.is_none());
+        // Fewer arguments before AUTH: the reference path says why.
+        let before_auth = limits.before_auth();
+        let eleven = format!("*11\r\n{}", "$1\r\na\r\n".repeat(11));
+        assert_eq!(
+            multibulk(eleven.as_bytes(), &before_auth, &mut None),
+            Scan::Unusual
+        );
     }
 }

@@ -1,0 +1,93 @@
+//! Safe to expose: what a client that has not authenticated may do, and
+//! what no client can do to the others. One test per finding of the probe
+//! (issue 10), over real sockets on loopback.
+
+mod common;
+
+use common::{TestServer, raw};
+use tollgate::config::Config;
+
+fn with_password() -> Config {
+    Config {
+        requirepass: Some("pw".into()),
+        ..Config::default()
+    }
+}
+
+/// A request in RESP, as clients send it.
+fn request(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Finding: a client that never authenticates could make the server buffer
+/// 64 MB (an unfinished request of 62 bulks of 1 MiB). Before AUTH only
+/// Redis's small requests are read: the header of a larger one closes the
+/// connection at once, before its body is buffered.
+#[tokio::test]
+async fn before_auth_only_small_requests_are_read() {
+    let server = TestServer::manual_with(with_password()).await;
+    // An unfinished 62 x 1 MiB request: refused at the first header.
+    let mut big = b"*62\r\n$1048576\r\n".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 4096));
+    let said = raw(server.addr, &big).await;
+    assert_eq!(
+        said,
+        b"-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
+    let bulk = b"*2\r\n$4\r\nAUTH\r\n$16385\r\n";
+    let said = raw(server.addr, bulk).await;
+    assert_eq!(
+        said,
+        b"-ERR Protocol error: unauthenticated bulk length\r\n"
+    );
+    // Ten arguments are fine (and answered NOAUTH).
+    let ten: Vec<&[u8]> = std::iter::once(&b"LIMIT.INFO"[..])
+        .chain(std::iter::repeat_n(&b"k"[..], 9))
+        .collect();
+    let said = raw(server.addr, &request(&ten)).await;
+    assert_eq!(said, b"-NOAUTH Authentication required.\r\n");
+    // After AUTH, the same connection may send the large request: AUTH and
+    // the request arrive in one read, so the request is read after AUTH
+    // has run, with the limits it earned.
+    let mut input = request(&[b"AUTH", b"pw"]);
+    let payload = vec![b'y'; 100_000];
+    input.extend(request(&[b"ECHO", &payload]));
+    let eleven: Vec<&[u8]> = std::iter::once(&b"LIMIT.INFO"[..])
+        .chain(std::iter::repeat_n(&b"k"[..], 10))
+        .collect();
+    input.extend(request(&eleven));
+    let said = raw(server.addr, &input).await;
+    let mut expected = b"+OK\r\n$100000\r\n".to_vec();
+    expected.extend(&payload);
+    expected.extend(b"\r\n-ERR syntax error\r\n");
+    assert_eq!(said, expected);
+    server.stop().await;
+}
+
+/// With no password set, every client is authenticated from the start and
+/// has the full limits.
+#[tokio::test]
+async fn without_a_password_the_full_limits_apply() {
+    let server = TestServer::manual().await;
+    let payload = vec![b'z'; 50_000];
+    let said = raw(server.addr, &request(&[b"ECHO", &payload])).await;
+    assert_eq!(&said[..9], b"$50000\r\nz");
+    server.stop().await;
+}
+
+/// Finding: `*-2` answered the decoder crate's internal text
+/// ("isize_to_usize"). Redis ignores a count of zero or less; so does
+/// tollgate, and its protocol errors are in its own words.
+#[tokio::test]
+async fn negative_counts_are_ignored_as_redis_does() {
+    let server = TestServer::manual().await;
+    let said = raw(server.addr, b"*-2\r\n*0\r\nPING\r\n").await;
+    assert_eq!(said, b"+PONG\r\n");
+    server.stop().await;
+}
