@@ -21,7 +21,8 @@
 //!   written and restored, and the data directory check at start
 //!   ([`persistence::status`]: the bookkeeping the state holds).
 //! - [`reply`], [`error`]: replies and errors before they become RESP;
-//!   [`text`]: client bytes made safe to quote.
+//!   [`text`]: client bytes made safe to quote; [`throttle_log`]: warnings
+//!   a client can cause, logged at a bounded rate.
 //! - [`engine`]: what a check needs (store, policies, clock), the handle
 //!   every front end decides through.
 //! - [`state`]: what every connection shares (the engine and the services
@@ -47,4 +48,5 @@ pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod text;
+pub mod throttle_log;
 pub mod wait;

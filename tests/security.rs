@@ -91,3 +91,35 @@ async fn negative_counts_are_ignored_as_redis_does() {
     assert_eq!(said, b"+PONG\r\n");
     server.stop().await;
 }
+
+/// Finding: `CONFIG GET requirepass` printed the password. It says whether
+/// one is set, never what it is.
+#[tokio::test]
+async fn config_get_never_shows_the_password() {
+    let server = TestServer::manual_with(with_password()).await;
+    let said = raw(server.addr, b"AUTH pw\r\nCONFIG GET requirepass\r\n").await;
+    assert_eq!(
+        said,
+        b"+OK\r\n*2\r\n$11\r\nrequirepass\r\n$8\r\n(hidden)\r\n"
+    );
+    server.stop().await;
+    let open = TestServer::manual().await;
+    let said = raw(open.addr, b"CONFIG GET requirepass\r\n").await;
+    assert_eq!(said, b"*2\r\n$11\r\nrequirepass\r\n$0\r\n\r\n");
+    open.stop().await;
+}
+
+/// Finding: 200,000 wrong AUTH attempts on one connection took 0.1 s and
+/// logged nothing. Each is counted in INFO (Redis's
+/// `acl_access_denied_auth`) and in /metrics; the log gets at most a line a
+/// second (`throttle_log`'s unit test).
+#[tokio::test]
+async fn failed_auth_attempts_are_counted() {
+    let server = TestServer::manual_with(with_password()).await;
+    let mut input = b"AUTH nope\r\n".repeat(1000);
+    input.extend(b"HELLO 3 AUTH default nope\r\nAUTH pw\r\nINFO stats\r\n");
+    let said = String::from_utf8(raw(server.addr, &input).await).unwrap();
+    assert_eq!(said.matches("-WRONGPASS").count(), 1001);
+    assert!(said.contains("acl_access_denied_auth:1001\r\n"), "{said}");
+    server.stop().await;
+}

@@ -25,10 +25,20 @@ fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdEr
     };
     if ok {
         ctx.session.authenticated = true;
-        Ok(())
-    } else {
-        Err(CmdError::WrongPass)
+        return Ok(());
     }
+    let metrics = &ctx.shared.metrics;
+    metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+    if let Some(left_out) = metrics.auth_failure_log.admit(std::time::Instant::now()) {
+        tracing::warn!(
+            client = ctx.session.client.id,
+            addr = %ctx.session.client.addr,
+            user = %printable(user),
+            more_since_last_line = left_out,
+            "AUTH failed: wrong user or password"
+        );
+    }
+    Err(CmdError::WrongPass)
 }
 
 /// `AUTH [username] password`.

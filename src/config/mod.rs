@@ -51,6 +51,9 @@ pub struct Cli {
     pub healthcheck: bool,
 }
 
+/// What `CONFIG GET` shows for a secret that is set.
+pub const HIDDEN: &str = "(hidden)";
+
 /// The server's settings, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -229,7 +232,11 @@ impl Config {
                 self.max_query_buffer_bytes.to_string(),
             ),
             ("loglevel", self.log_level.clone()),
-            ("requirepass", self.requirepass.clone().unwrap_or_default()),
+            // Never the password itself: whether one is set.
+            (
+                "requirepass",
+                self.requirepass.as_ref().map_or("", |_| HIDDEN).to_string(),
+            ),
             ("sweep-interval", format!("{}ms", self.sweep_interval_ms)),
             (
                 "snapshot-interval",

@@ -63,6 +63,12 @@ impl Collector for ServerCollector {
             "Connections closed for broken RESP.",
             Metrics::get(&m.protocol_errors),
         )?;
+        counter(
+            &mut encoder,
+            "tollgate_auth_failures",
+            "AUTH attempts with a wrong user or password.",
+            Metrics::get(&m.auth_failures),
+        )?;
         gauge(
             &mut encoder,
             "tollgate_connected_clients",

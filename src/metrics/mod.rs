@@ -113,6 +113,10 @@ pub struct Metrics {
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub protocol_errors: AtomicU64,
+    /// `AUTH` (or `HELLO ... AUTH`) with a wrong user or password.
+    pub auth_failures: AtomicU64,
+    /// How often the failed `AUTH`s are logged.
+    pub auth_failure_log: crate::throttle_log::Throttled,
 }
 
 impl Default for Metrics {
@@ -122,6 +126,8 @@ impl Default for Metrics {
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            auth_failure_log: Default::default(),
         }
     }
 }
