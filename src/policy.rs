@@ -19,11 +19,25 @@ pub struct Policy {
     pub from_config: bool,
 }
 
+/// Most rules in one policy: a policy check walks every rule of a key, so
+/// this bounds what one check can cost (a day, an hour, a minute and a
+/// second limit, each with a burst, is 4).
+pub const MAX_RULES: usize = 32;
+/// Most policies a server holds (config file and run time together).
+pub const MAX_POLICIES: usize = 10_000;
+
 /// Why a policy could not be set or deleted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     #[error("policy '{0}' is defined in the config file")]
     FromConfig(String),
+    #[error("too many policies: at most {MAX_POLICIES}")]
+    TooMany,
+}
+
+/// The error for a policy of more than [`MAX_RULES`] rules.
+pub fn too_many_rules(name: &str) -> String {
+    format!("policy '{name}' has more than {MAX_RULES} rules")
 }
 
 /// What replacing the config-file policies changed, by name.
@@ -88,6 +102,9 @@ impl Policies {
             && !policy.from_config
         {
             return Err(PolicyError::FromConfig(policy.name));
+        }
+        if map.len() >= MAX_POLICIES && !map.contains_key(&policy.name) {
+            return Err(PolicyError::TooMany);
         }
         map.insert(policy.name.clone(), Arc::new(policy));
         Ok(())

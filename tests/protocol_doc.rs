@@ -237,6 +237,14 @@ async fn every_documented_error_is_what_the_server_says() {
             include_str!("security.rs"),
         ),
         (
+            "ERR policy 'x' has more than 32 rules",
+            include_str!("security.rs"),
+        ),
+        (
+            "ERR too many policies: at most 10000",
+            include_str!("security.rs"),
+        ),
+        (
             "ERR Background save already in progress",
             include_str!("../src/command/server.rs"),
         ),

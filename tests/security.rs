@@ -123,3 +123,61 @@ async fn failed_auth_attempts_are_counted() {
     assert!(said.contains("acl_access_denied_auth:1001\r\n"), "{said}");
     server.stop().await;
 }
+
+/// Finding: one `LIMIT.POLICY SET` of 300,000 rules made each check of that
+/// policy allocate 6 MB. A policy has at most 32 rules, a server at most
+/// 10,000 policies; past either, a clear error and nothing changes.
+#[tokio::test]
+async fn policies_are_bounded() {
+    let server = TestServer::manual().await;
+    let set = |name: &str, rules: usize| {
+        let mut words = format!("LIMIT.POLICY SET {name}");
+        for i in 0..rules {
+            words += &format!(" fixed_window {} 1s", i + 1);
+        }
+        words + "\r\n"
+    };
+    let said = raw(server.addr, set("p", 32).as_bytes()).await;
+    assert_eq!(said, b"+OK\r\n");
+    let said = raw(server.addr, set("x", 33).as_bytes()).await;
+    assert_eq!(said, b"-ERR policy 'x' has more than 32 rules\r\n");
+    // The finding's size, as a RESP array (an inline request is at most 64 KiB).
+    let mut huge: Vec<Vec<u8>> = vec![b"LIMIT.POLICY".to_vec(), b"SET".to_vec(), b"q".to_vec()];
+    for _ in 0..300_000 {
+        huge.extend([b"gcra".to_vec(), b"1".to_vec(), b"1s".to_vec()]);
+    }
+    let huge: Vec<&[u8]> = huge.iter().map(Vec::as_slice).collect();
+    let said = raw(server.addr, &request(&huge)).await;
+    assert_eq!(said, b"-ERR policy 'q' has more than 32 rules\r\n");
+    let said = raw(server.addr, b"LIMIT.POLICY GET q\r\n").await;
+    assert_eq!(said, b"$-1\r\n");
+    // 10,000 policies in all ("p" and 9,999 more), then no more.
+    let mut input = String::new();
+    for i in 1..10_000 {
+        input += &set(&format!("n{i}"), 1);
+    }
+    input += &set("one-too-many", 1);
+    input += &set("p", 1); // replacing one is still allowed
+    let said = String::from_utf8(raw(server.addr, input.as_bytes()).await).unwrap();
+    assert_eq!(said.matches("+OK").count(), 10_000);
+    assert!(said.contains("-ERR too many policies: at most 10000\r\n"));
+    server.stop().await;
+}
+
+#[test]
+fn the_config_file_holds_the_same_bounds() {
+    let rules: Vec<String> = (0..33)
+        .map(|i| {
+            format!(
+                "{{ algorithm = \"gcra\", limit = {}, window = \"1s\" }}",
+                i + 1
+            )
+        })
+        .collect();
+    let toml = format!(
+        "[[policy]]\nname = \"big\"\nrules = [{}]\n",
+        rules.join(", ")
+    );
+    let err = Config::from_toml(&toml).unwrap_err();
+    assert!(err.contains("policy 'big' has more than 32 rules"), "{err}");
+}

@@ -16,12 +16,12 @@ use super::limit::{find_policy, set_once};
 use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
 use crate::engine::Engine;
-use crate::error::CmdError;
+use crate::error::{CmdError, printable};
 use crate::limiter::rule::{
     build_params, parse_algorithm, parse_buckets, parse_count, parse_duration, valid_policy_name,
 };
 use crate::limiter::{Algorithm, Params, Request, State};
-use crate::policy::Policy;
+use crate::policy::{MAX_RULES, Policy, too_many_rules};
 use crate::reply::Reply;
 use crate::store::Scope;
 
@@ -109,10 +109,15 @@ pub fn reset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
 
 /// Parses rules (`algorithm limit window [BURST n] [BUCKETS n]`, repeated)
 /// until the arguments run out.
-fn parse_rules(args: &mut Args<'_>) -> Result<Vec<Params>, CmdError> {
+fn parse_rules(name: &str, args: &mut Args<'_>) -> Result<Vec<Params>, CmdError> {
     let mut rules = Vec::new();
     let mut pending: Option<&[u8]> = args.next_arg();
     while let Some(word) = pending.take() {
+        if rules.len() == MAX_RULES {
+            return Err(CmdError::invalid(too_many_rules(&printable(
+                name.as_bytes(),
+            ))));
+        }
         let algorithm = parse_algorithm(word)?;
         let limit = parse_count("limit", args.required()?, 1)?;
         let window = parse_duration("window", args.required()?)?;
@@ -151,7 +156,7 @@ pub fn policy_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError
     let mut args = Args::new(&argv[2..]);
     let name = args.text()?;
     valid_policy_name(name)?;
-    let rules = parse_rules(&mut args)?;
+    let rules = parse_rules(name, &mut args)?;
     let policy = Policy {
         name: name.to_string(),
         rules,

@@ -12,7 +12,7 @@ use crate::limiter::rule::{
     RuleError, build_params, count_in, parse_algorithm, parse_duration, valid_policy_name,
 };
 use crate::limiter::{MAX_BUCKETS, MAX_COUNT};
-use crate::policy::Policy;
+use crate::policy::{MAX_POLICIES, MAX_RULES, Policy, PolicyError, too_many_rules};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,6 +142,9 @@ pub(super) fn parse(text: &str) -> Result<Config, String> {
         if policies.iter().any(|q| q.name == policy.name) {
             return Err(t.error(span, format!("policy '{}' is defined twice", policy.name)));
         }
+        if policies.len() == MAX_POLICIES {
+            return Err(t.error(span, PolicyError::TooMany.to_string()));
+        }
         policies.push(policy);
     }
     c.policies = policies;
@@ -153,6 +156,9 @@ fn file_policy(t: &Text, p: FilePolicy) -> Result<Policy, String> {
     valid_policy_name(&name).map_err(|e| t.error(p.name.span(), e))?;
     if p.rules.get_ref().is_empty() {
         return Err(t.error(p.rules.span(), format!("policy '{name}' has no rules")));
+    }
+    if p.rules.get_ref().len() > MAX_RULES {
+        return Err(t.error(p.rules.span(), too_many_rules(&name)));
     }
     let mut rules = Vec::new();
     for rule in p.rules.into_inner() {

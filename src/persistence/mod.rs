@@ -70,8 +70,8 @@ pub async fn save(shared: Arc<Shared>) -> Result<(), String> {
 pub fn restore(shared: &Shared, contents: Contents) -> usize {
     for policy in contents.policies {
         let name = policy.name.clone();
-        if shared.engine.policies.set(policy).is_err() {
-            tracing::warn!("snapshot policy '{name}' ignored: the config file defines it");
+        if let Err(e) = shared.engine.policies.set(policy) {
+            tracing::warn!("snapshot policy '{name}' ignored: {e}");
         }
     }
     let now = shared.engine.clock.now();
