@@ -24,6 +24,9 @@ EXPOSE 6379
 # settings by mounting a config file at /etc/tollgate/tollgate.toml or with
 # TOLLGATE_* variables (TOLLGATE_PORT, TOLLGATE_REQUIREPASS, ...), not with
 # flags after the image name, which the healthcheck does not see.
+# Protected mode is on: with no password, only clients inside the container
+# (loopback) are served and any other is told how to set one. Give clients
+# a password: -e TOLLGATE_REQUIREPASS=... (then redis-cli -a ...).
 ENV TOLLGATE_BIND=0.0.0.0 \
     TOLLGATE_DATA_DIR=/data \
     TOLLGATE_CONFIG=/etc/tollgate/tollgate.toml

@@ -34,26 +34,23 @@ enum HoldEnd {
 }
 
 /// Awaits a held reply while watching the socket: a client that closes its
-/// end gives up its place (the pending future is dropped). Bytes that arrive
-/// meanwhile are kept for later, up to the query buffer limit.
-async fn hold(
-    pending: Pending,
-    rd: &mut OwnedReadHalf,
-    inbuf: &mut BytesMut,
-    limits: &Limits,
-    shutdown: &mut watch::Receiver<bool>,
-) -> HoldEnd {
+/// end, or is killed, gives up its place (the pending future is dropped).
+/// Bytes that arrive meanwhile are kept for later, up to the query buffer
+/// limit. A client waiting here is not idle.
+async fn hold(pending: Pending, conn: &mut Connection) -> HoldEnd {
     tokio::pin!(pending);
+    let meta = conn.session.client.clone();
     loop {
         tokio::select! {
             reply = &mut pending => return HoldEnd::Ready(reply),
-            read = rd.read_buf(inbuf), if inbuf.len() <= limits.max_query_buffer_bytes => {
+            read = conn.rd.read_buf(&mut conn.inbuf), if conn.inbuf.len() <= conn.limits.max_query_buffer_bytes => {
                 match read {
                     Ok(0) | Err(_) => return HoldEnd::ClientGone,
-                    Ok(_) => {}
+                    Ok(_) => conn.account_input(),
                 }
             }
-            _ = shutdown.changed() => return HoldEnd::ShuttingDown,
+            _ = meta.killed() => return HoldEnd::ClientGone,
+            _ = conn.shutdown.changed() => return HoldEnd::ShuttingDown,
         }
     }
 }
@@ -67,6 +64,15 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    if shared.config.tcp_keepalive_secs > 0 {
+        let idle = std::time::Duration::from_secs(shared.config.tcp_keepalive_secs);
+        let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+    }
+    guard.meta.last_active_ns.store(
+        shared.engine.clock.now(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let limits = Limits::new(
         shared.config.max_arg_bytes,
         shared.config.max_query_buffer_bytes,
@@ -138,17 +144,56 @@ impl Connection {
             if let Flow::Stop = self.flush().await {
                 return;
             }
+            if self.session.client.is_killed() {
+                return;
+            }
             if self.inbuf.len() > self.limits.max_query_buffer_bytes {
                 let err = "ERR Protocol error: query buffer limit exceeded";
                 return self.last_reply(Reply::Error(err.into())).await;
             }
+            let meta = self.session.client.clone();
+            let timeout_ns = self
+                .shared
+                .config
+                .timeout_secs
+                .saturating_mul(1_000_000_000);
+            let idle_deadline = meta
+                .last_active_ns
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .saturating_add(timeout_ns);
+            let clock = self.shared.engine.clock.clone();
             tokio::select! {
                 read = self.rd.read_buf(&mut self.inbuf) => match read {
                     Ok(0) | Err(_) => return,
-                    Ok(_) => {}
+                    Ok(_) => {
+                        meta.last_active_ns.store(clock.now(), std::sync::atomic::Ordering::Relaxed);
+                        self.account_input();
+                    }
                 },
+                // Built only when polled: no timer unless a timeout is set.
+                _ = async { clock.sleep_until(idle_deadline).await }, if timeout_ns > 0 => {
+                    tracing::debug!(client = meta.id, "closing: idle past timeout");
+                    return;
+                }
+                _ = meta.killed() => return,
                 _ = self.shutdown.changed() => return,
             }
+        }
+    }
+
+    /// Records how much unanswered input this client holds; past the
+    /// budget all clients share, the one holding the most is closed.
+    fn account_input(&self) {
+        let budget = self.shared.config.maxmemory_clients;
+        let clients = &self.shared.clients;
+        if let Some(evicted) = clients.set_qbuf(&self.session.client, self.inbuf.len(), budget) {
+            tracing::warn!(
+                client = evicted.id,
+                addr = %evicted.addr,
+                held = evicted.qbuf(),
+                all_clients = clients.qbuf_total(),
+                "closing the client holding the most input: all clients' unanswered input passed maxmemory_clients ({budget} bytes)"
+            );
         }
     }
 
@@ -172,10 +217,11 @@ impl Connection {
                     let spec = request.arg(0).and_then(lookup);
                     self.batch.push((request, spec));
                 }
-                Ok(None) => return None,
+                Ok(None) => break,
                 Err(e) => return Some(e),
             }
         }
+        self.account_input();
         None
     }
 
@@ -229,14 +275,7 @@ impl Connection {
                         flow = Flow::Stop;
                         break;
                     }
-                    let held = hold(
-                        pending,
-                        &mut self.rd,
-                        &mut self.inbuf,
-                        &self.limits,
-                        &mut self.shutdown,
-                    )
-                    .await;
+                    let held = hold(pending, self).await;
                     batch_time.set(None);
                     match held {
                         HoldEnd::Ready(reply) => reply,

@@ -30,6 +30,8 @@ fn main() -> ExitCode {
         .with_ansi(ansi)
         .init();
 
+    let mut config = config;
+    config.max_clients = fit_to_open_files(config.max_clients);
     log_start(&config);
     if config.snapshots
         && let Err(e) = persistence::check_writable(&config.data_dir)
@@ -198,6 +200,37 @@ fn probe(addr: &str, password: Option<&str>) -> Result<(), String> {
 }
 
 /// Completes on SIGINT or SIGTERM.
+/// File descriptors kept for the listener, the snapshot, the metrics
+/// endpoint and the runtime, beyond one per client (Redis keeps 32).
+const RESERVED_FDS: u64 = 32;
+
+/// Raises the open-file limit to what `max_clients` needs, if the system
+/// allows; if not, answers the most clients that fit, with a WARN line (as
+/// Redis lowers `maxclients`). Connections past the limit would otherwise
+/// sit accepted by the kernel and never served.
+fn fit_to_open_files(max_clients: usize) -> usize {
+    let wanted = max_clients as u64 + RESERVED_FDS;
+    let got = match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) => got,
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the open-file limit ({e}); max_clients stays {max_clients}"
+            );
+            return max_clients;
+        }
+    };
+    if got >= wanted {
+        return max_clients;
+    }
+    let fits = usize::try_from(got.saturating_sub(RESERVED_FDS))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    tracing::warn!(
+        "max_clients {max_clients} needs {wanted} open files, but the limit is {got} and could not be raised: max_clients lowered to {fits} (raise it with ulimit -n, or LimitNOFILE in systemd)"
+    );
+    fits
+}
+
 async fn stop_signal() {
     #[cfg(unix)]
     {

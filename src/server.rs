@@ -14,6 +14,11 @@ use crate::config::Config;
 use crate::persistence;
 use crate::policy::PolicyChanges;
 pub use crate::state::{REDIS_VERSION, Shared};
+use crate::throttle_log::Throttled;
+
+/// How long the listener waits after a failed accept (out of file
+/// descriptors, ...) before it tries again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How long connections get to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,6 +71,7 @@ pub async fn run(
     background.spawn(reload_on_hangup(shared.clone(), shared.shutdown_signal()));
     let workers = Workers::start(worker_count(&shared.config));
     let mut next_worker = 0usize;
+    let (accept_log, denied_log) = (Throttled::default(), Throttled::default());
     let mut connections = JoinSet::new();
     tokio::pin!(signal);
     loop {
@@ -74,16 +80,26 @@ pub async fn run(
                 let (stream, peer) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
-                        // Out of file descriptors and the like: back off a little.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        // Out of file descriptors and the like: back off,
+                        // and say so at most once a second.
+                        if let Some(left_out) = accept_log.admit(std::time::Instant::now()) {
+                            tracing::warn!(more_since_last_line = left_out, "accept failed: {e}");
+                        }
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 };
                 shared.metrics.connections_received.fetch_add(1, Ordering::Relaxed);
+                if denied(&shared.config, peer) {
+                    if let Some(left_out) = denied_log.admit(std::time::Instant::now()) {
+                        tracing::warn!(%peer, more_since_last_line = left_out, "protected mode: refused a client from another host (no password is set)");
+                    }
+                    connections.spawn(reject(stream, DENIED));
+                    continue;
+                }
                 if shared.clients.count() >= shared.config.max_clients {
                     shared.metrics.rejected_connections.fetch_add(1, Ordering::Relaxed);
-                    connections.spawn(reject(stream));
+                    connections.spawn(reject(stream, b"-ERR max number of clients reached\r\n"));
                     continue;
                 }
                 let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -265,12 +281,26 @@ impl Workers {
     }
 }
 
-async fn reject(mut stream: tokio::net::TcpStream) {
+async fn reject(mut stream: tokio::net::TcpStream, line: &'static [u8]) {
     use tokio::io::AsyncWriteExt;
-    let _ = stream
-        .write_all(b"-ERR max number of clients reached\r\n")
-        .await;
+    let _ = stream.write_all(line).await;
     let _ = stream.shutdown().await;
+}
+
+/// What a client from another host is told in protected mode.
+pub const DENIED: &[u8] = b"-DENIED tollgate is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. To accept clients from other hosts, either set a password (requirepass in the config file, --requirepass, or TOLLGATE_REQUIREPASS) and have clients AUTH, or, only on a network you trust, set protected_mode = false in the config file (or --protected-mode no) and restart.\r\n";
+
+/// Whether protected mode turns this peer away: no password is set and it
+/// is not on the loopback interface (as Redis: 127.0.0.1 and ::1 only).
+fn denied(config: &Config, peer: std::net::SocketAddr) -> bool {
+    let loopback = match peer.ip() {
+        std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(ip) => {
+            ip == std::net::Ipv6Addr::LOCALHOST
+                || ip.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
+        }
+    };
+    config.protected_mode && config.requirepass.is_none() && !loopback
 }
 
 /// Drops fresh states every `sweep_interval`, until shutdown.

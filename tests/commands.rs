@@ -732,7 +732,15 @@ async fn server_commands() {
     let stats = common::info(&mut c, "stats").await;
     assert!(stats.starts_with("# Stats") && !stats.contains("# Server"));
     let cfg = run(&mut c, &["CONFIG", "GET", "max*"]).await.unwrap();
-    assert_eq!(cfg, Value::Array(vec![bulk("maxclients"), bulk("10000")]));
+    assert_eq!(
+        cfg,
+        Value::Array(vec![
+            bulk("maxclients"),
+            bulk("10000"),
+            bulk("maxmemory-clients"),
+            bulk("1073741824"),
+        ])
+    );
     assert_eq!(
         error(&mut c, &["CONFIG", "SET", "port", "1"]).await,
         "ERR unknown subcommand 'SET'. Try CONFIG HELP."

@@ -244,6 +244,11 @@ async fn every_documented_error_is_what_the_server_says() {
             "ERR too many policies: at most 10000",
             include_str!("security.rs"),
         ),
+        ("ERR No such client", include_str!("connections.rs")),
+        (
+            "ERR client-id should be greater than 0",
+            include_str!("connections.rs"),
+        ),
         (
             "ERR Background save already in progress",
             include_str!("../src/command/server.rs"),

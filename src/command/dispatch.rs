@@ -237,7 +237,7 @@ mod tests {
         };
         assert!(client.iter().any(
             |(k, v)| matches!(k, Reply::Bulk(k) if &k[..] == b"subcommands")
-                && matches!(v, Reply::Map(subs) if subs.len() == 7)
+                && matches!(v, Reply::Map(subs) if subs.len() == 9)
         ));
     }
 }

@@ -233,12 +233,13 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         let get = Metrics::get;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nprotocol_errors:{}\r\nacl_access_denied_auth:{}\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nprotocol_errors:{}\r\nacl_access_denied_auth:{}\r\nevicted_clients:{}\r\n",
             get(&m.connections_received),
             m.commands(),
             get(&m.rejected_connections),
             get(&m.protocol_errors),
             get(&m.auth_failures),
+            get(&shared.clients.evicted),
         );
         let names = Algorithm::ALL.iter().map(|a| a.name()).chain(["policy"]);
         for (i, name) in names.enumerate() {

@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 use super::args::{Args, is, parse_i64};
 use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
+use crate::clients::KillFilter;
 use crate::error::{CmdError, printable};
 use crate::reply::Reply;
 
@@ -164,6 +165,22 @@ const CLIENT_HELP: &[&str] = &[
     "    Return information about client connections.",
     "INFO",
     "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * ID <client-id>",
+    "      Kill connections by client id.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
     "HELP",
     "    Print this help.",
 ];
@@ -213,9 +230,10 @@ pub fn client_setinfo(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdE
 
 /// `CLIENT LIST`: one line per connected client.
 pub fn client_list(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    let now = ctx.now();
     let mut text = String::new();
     for c in ctx.shared.clients.all() {
-        text.push_str(&c.info_line());
+        text.push_str(&c.info_line(now));
         text.push('\n');
     }
     Ok(Reply::Verbatim(text).into())
@@ -223,7 +241,72 @@ pub fn client_list(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdErr
 
 /// `CLIENT INFO`: this connection's line.
 pub fn client_info(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    Ok(Reply::Verbatim(format!("{}\n", ctx.session.client.info_line())).into())
+    let line = ctx.session.client.info_line(ctx.now());
+    Ok(Reply::Verbatim(format!("{line}\n")).into())
+}
+
+/// `CLIENT KILL addr:port`, or `CLIENT KILL filter value ...` with `ID`,
+/// `ADDR`, `LADDR`, `USER` and `SKIPME` (Redis's forms): `OK` or the
+/// number closed.
+pub fn client_kill(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    let clients = &ctx.shared.clients;
+    if argv.len() == 3 {
+        // The old form: one address, the caller included.
+        let filter = KillFilter {
+            addr: Some(String::from_utf8_lossy(argv[2]).into_owned()),
+            ..KillFilter::default()
+        };
+        return match clients.kill(&filter) {
+            0 => Err(CmdError::Line("ERR No such client".into())),
+            _ => Ok(Reply::OK.into()),
+        };
+    }
+    let mut filter = KillFilter::default();
+    let mut skip_me = true;
+    let mut args = Args::new(&argv[2..]);
+    while let Some(field) = args.next_arg() {
+        let value = args.required().map_err(|_| CmdError::Syntax)?;
+        let text = || String::from_utf8_lossy(value).into_owned();
+        if is(field, "ID") {
+            let id = parse_i64(value)
+                .ok()
+                .and_then(|id| u64::try_from(id).ok())
+                .filter(|&id| id > 0)
+                .ok_or_else(|| CmdError::Line("ERR client-id should be greater than 0".into()))?;
+            filter.id = Some(id);
+        } else if is(field, "ADDR") {
+            filter.addr = Some(text());
+        } else if is(field, "LADDR") {
+            filter.laddr = Some(text());
+        } else if is(field, "USER") {
+            filter.user = Some(text());
+        } else if is(field, "SKIPME") {
+            skip_me = if is(value, "YES") {
+                true
+            } else if is(value, "NO") {
+                false
+            } else {
+                return Err(CmdError::Syntax);
+            };
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    filter.skip = skip_me.then_some(ctx.session.client.id);
+    Ok(Reply::Int(clients.kill(&filter) as i64).into())
+}
+
+/// `CLIENT NO-EVICT on|off`.
+pub fn client_no_evict(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    let on = if is(argv[2], "ON") {
+        true
+    } else if is(argv[2], "OFF") {
+        false
+    } else {
+        return Err(CmdError::Syntax);
+    };
+    ctx.session.client.no_evict.store(on, Ordering::Relaxed);
+    Ok(Reply::OK.into())
 }
 
 /// `CLIENT HELP`.
@@ -293,6 +376,12 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     command! { "client|info", 2, [STALE], (0, 0, 0), "connection", "6.2.0",
     "Returns information about the connection.",
     client_info },
+    command! { "client|kill", -3, [ADMIN, STALE], (0, 0, 0), "connection", "2.4.0",
+    "Terminates open connections.",
+    client_kill },
+    command! { "client|no-evict", 3, [ADMIN, STALE], (0, 0, 0), "connection", "7.0.0",
+    "Sets the client eviction mode of the connection.",
+    client_no_evict },
     command! { "client|help", 2, [STALE], (0, 0, 0), "connection", "5.0.0",
     "Returns helpful text about the different subcommands.",
     client_help },

@@ -30,6 +30,10 @@ struct FileConfig {
     metrics_addr: Option<Spanned<String>>,
     threads: Option<Spanned<usize>>,
     requirepass: Option<Spanned<String>>,
+    timeout: Option<Spanned<u64>>,
+    tcp_keepalive: Option<Spanned<u64>>,
+    maxmemory_clients: Option<Spanned<String>>,
+    protected_mode: Option<Spanned<bool>>,
     #[serde(default)]
     policy: Vec<Spanned<FilePolicy>>,
 }
@@ -135,6 +139,17 @@ pub(super) fn parse(text: &str) -> Result<Config, String> {
         None => None,
     };
     c.requirepass = take(file.requirepass).filter(|p| !p.is_empty());
+    c.timeout_secs = file.timeout.map_or(c.timeout_secs, Spanned::into_inner);
+    c.tcp_keepalive_secs = file
+        .tcp_keepalive
+        .map_or(c.tcp_keepalive_secs, Spanned::into_inner);
+    if let Some(size) = &file.maxmemory_clients {
+        c.maxmemory_clients =
+            super::parse_bytes(size.get_ref()).map_err(|e| t.error(size.span(), e))?;
+    }
+    c.protected_mode = file
+        .protected_mode
+        .map_or(c.protected_mode, Spanned::into_inner);
     let mut policies: Vec<Policy> = Vec::new();
     for p in file.policy {
         let span = p.span();

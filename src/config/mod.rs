@@ -42,6 +42,9 @@ pub struct Cli {
     /// Serve Prometheus metrics and /healthz on this address (e.g. 127.0.0.1:9121) [default: off].
     #[arg(long, env = "TOLLGATE_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Serve clients from other hosts without a password: yes or no [default: yes, loopback only].
+    #[arg(long, env = "TOLLGATE_PROTECTED_MODE", value_parser = parse_yes_no)]
+    pub protected_mode: Option<bool>,
     /// If the snapshot cannot be loaded, move it aside (dump.tgs.bad-TIME) and start empty
     /// instead of refusing to start.
     #[arg(long)]
@@ -78,6 +81,14 @@ pub struct Config {
     /// Connection threads; `None`: one per core.
     pub threads: Option<usize>,
     pub requirepass: Option<String>,
+    /// Seconds a client may stay idle before it is closed; 0: never.
+    pub timeout_secs: u64,
+    /// Seconds between TCP keepalive probes; 0: off.
+    pub tcp_keepalive_secs: u64,
+    /// Bytes of unanswered input all clients may hold together; 0: no limit.
+    pub maxmemory_clients: u64,
+    /// With no password, serve only loopback clients.
+    pub protected_mode: bool,
     /// Policies from the config file.
     pub policies: Vec<Policy>,
     pub config_file: Option<PathBuf>,
@@ -101,6 +112,10 @@ impl Default for Config {
             metrics_addr: None,
             threads: None,
             requirepass: None,
+            timeout_secs: 0,
+            tcp_keepalive_secs: 300,
+            maxmemory_clients: 1024 * 1024 * 1024,
+            protected_mode: true,
             policies: Vec::new(),
             config_file: None,
             flags: Cli::default(),
@@ -160,6 +175,9 @@ impl Config {
         if let Some(addr) = &cli.metrics_addr {
             config.metrics_addr = Some(addr.clone()).filter(|a| !a.is_empty());
         }
+        if let Some(on) = cli.protected_mode {
+            config.protected_mode = on;
+        }
         Ok(config)
     }
 
@@ -212,6 +230,19 @@ impl Config {
             ("metrics_addr", self.metrics_addr != other.metrics_addr),
             ("threads", self.threads != other.threads),
             ("requirepass", self.requirepass != other.requirepass),
+            ("timeout", self.timeout_secs != other.timeout_secs),
+            (
+                "tcp_keepalive",
+                self.tcp_keepalive_secs != other.tcp_keepalive_secs,
+            ),
+            (
+                "maxmemory_clients",
+                self.maxmemory_clients != other.maxmemory_clients,
+            ),
+            (
+                "protected_mode",
+                self.protected_mode != other.protected_mode,
+            ),
         ];
         differs
             .into_iter()
@@ -258,9 +289,53 @@ impl Config {
                 },
             ),
             ("appendonly", "no".into()),
-            ("timeout", "0".into()),
+            ("timeout", self.timeout_secs.to_string()),
+            ("tcp-keepalive", self.tcp_keepalive_secs.to_string()),
+            ("maxmemory-clients", self.maxmemory_clients.to_string()),
+            (
+                "protected-mode",
+                if self.protected_mode { "yes" } else { "no" }.into(),
+            ),
         ]
     }
+}
+
+/// `yes` or `no` (any case), as Redis's boolean settings.
+fn parse_yes_no(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("expected yes or no, not '{text}'")),
+    }
+}
+
+/// A size in bytes with Redis's suffixes: `k` (1000), `kb` (1024), `m`,
+/// `mb`, `g`, `gb`, any case; a bare number is bytes.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let scale: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "invalid size '{text}': expected bytes with an optional k, kb, m, mb, g or gb suffix"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("invalid size '{text}': expected bytes with an optional k, kb, m, mb, g or gb suffix"))
 }
 
 /// A log level name, lower-cased.

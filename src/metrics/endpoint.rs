@@ -69,6 +69,12 @@ impl Collector for ServerCollector {
             "AUTH attempts with a wrong user or password.",
             Metrics::get(&m.auth_failures),
         )?;
+        counter(
+            &mut encoder,
+            "tollgate_evicted_clients",
+            "Clients closed because all clients' unanswered input passed maxmemory_clients.",
+            Metrics::get(&s.clients.evicted),
+        )?;
         gauge(
             &mut encoder,
             "tollgate_connected_clients",

@@ -19,9 +19,25 @@ pub struct Proc {
 impl Proc {
     /// Starts the binary on a free port and waits until it listens.
     pub fn start(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command.args(["--port", "0"]).args(args);
+        Proc::start_command(command)
+    }
+
+    /// Starts the binary with at most `files` open files (`ulimit -n`).
+    pub fn start_with_open_files(files: u32, args: &[&str]) -> Proc {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+            .arg(BIN)
             .args(["--port", "0"])
-            .args(args)
+            .args(args);
+        Proc::start_command(command)
+    }
+
+    fn start_command(mut command: Command) -> Proc {
+        let mut child = command
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
