@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use smallvec::SmallVec;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 
 use crate::clients::ClientGuard;
@@ -37,7 +37,10 @@ enum HoldEnd {
 /// end, or is killed, gives up its place (the pending future is dropped).
 /// Bytes that arrive meanwhile are kept for later, up to the query buffer
 /// limit. A client waiting here is not idle.
-async fn hold(pending: Pending, conn: &mut Connection) -> HoldEnd {
+async fn hold<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    pending: Pending,
+    conn: &mut Connection<R, W>,
+) -> HoldEnd {
     tokio::pin!(pending);
     let meta = conn.session.client.clone();
     loop {
@@ -55,10 +58,14 @@ async fn hold(pending: Pending, conn: &mut Connection) -> HoldEnd {
     }
 }
 
+/// How long a TLS client has to finish its handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves one client until it leaves, sends a broken frame, or the server
-/// shuts down.
+/// shuts down; over TLS if `tls` is given (the handshake first).
 pub async fn serve(
     stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     guard: ClientGuard,
     shutdown: watch::Receiver<bool>,
@@ -73,12 +80,38 @@ pub async fn serve(
         shared.engine.clock.now(),
         std::sync::atomic::Ordering::Relaxed,
     );
+    match tls {
+        None => {
+            let (rd, wr) = stream.into_split();
+            run(rd, wr, shared, guard, shutdown).await;
+        }
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            match handshake.await {
+                Ok(Ok(tls)) => {
+                    let (rd, wr) = tokio::io::split(tls);
+                    run(rd, wr, shared, guard, shutdown).await;
+                }
+                Ok(Err(e)) => tracing::debug!(client = guard.meta.id, "TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!(client = guard.meta.id, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Runs a connection over its two halves.
+async fn run<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    rd: R,
+    wr: W,
+    shared: Arc<Shared>,
+    guard: ClientGuard,
+    shutdown: watch::Receiver<bool>,
+) {
     let limits = Limits::new(
         shared.config.max_arg_bytes,
         shared.config.max_query_buffer_bytes,
     );
     let session = Session::new(guard.meta.clone(), shared.config.requirepass.is_none());
-    let (rd, wr) = stream.into_split();
     let mut connection = Connection {
         shared,
         session,
@@ -102,12 +135,12 @@ enum Flow {
 
 /// One client's connection: what it sent and not yet run, the replies not
 /// yet written, and its session.
-struct Connection {
+struct Connection<R, W> {
     shared: Arc<Shared>,
     session: Session,
     limits: Limits,
-    rd: OwnedReadHalf,
-    wr: tokio::net::tcp::OwnedWriteHalf,
+    rd: R,
+    wr: W,
     shutdown: watch::Receiver<bool>,
     inbuf: BytesMut,
     out: BytesMut,
@@ -119,7 +152,7 @@ struct Connection {
     reader: Reader,
 }
 
-impl Connection {
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     /// Reads, runs and answers batches until the connection ends.
     async fn run(&mut self) {
         loop {

@@ -6,7 +6,8 @@
 //! Data flows one way: socket -> frame -> command -> store -> limiter ->
 //! decision -> reply frame -> socket.
 //!
-//! - [`connection`]: the only code that touches sockets.
+//! - [`connection`]: the only code that touches sockets; [`tls`]: the
+//!   certificates TLS connections are accepted with.
 //! - [`frame`]: bytes to requests or a protocol error (pure, fuzzed);
 //!   [`resp`]: replies to RESP2/RESP3 bytes.
 //! - [`command`]: the command table and one file per command family.
@@ -49,4 +50,5 @@ pub mod state;
 pub mod store;
 pub mod text;
 pub mod throttle_log;
+pub mod tls;
 pub mod wait;

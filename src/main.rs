@@ -57,16 +57,39 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = shared.tls.load(&shared.config) {
+        eprintln!("tollgate: {e}");
+        return ExitCode::FAILURE;
+    }
     runtime.block_on(async {
-        let addr = format!("{}:{}", shared.config.bind, shared.config.port);
-        let listener = match tokio::net::TcpListener::bind(&addr).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("tollgate: cannot listen on {addr}: {e}");
+        let config = &shared.config;
+        let bind = |port: u16| {
+            let addr = format!("{}:{}", config.bind, port);
+            async move {
+                tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr}: {e}"))
+            }
+        };
+        // With TLS on, port 0 means TLS only (as Redis); without, any free port.
+        let tls_on = config.tls_port != 0;
+        let plain = match (config.port, tls_on) {
+            (0, true) => Ok(None),
+            (port, _) => bind(port).await.map(Some),
+        };
+        let tls = match tls_on {
+            true => bind(config.tls_port).await.map(Some),
+            false => Ok(None),
+        };
+        let (plain, tls) = match (plain, tls) {
+            (Ok(plain), Ok(tls)) => (plain, tls),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("tollgate: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        match server::run(listener, shared, stop_signal()).await {
+        let listeners = server::Listeners { plain, tls };
+        match server::serve(listeners, shared.clone(), stop_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("tollgate: {e}");

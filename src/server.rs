@@ -33,6 +33,37 @@ pub async fn run(
     shared: Arc<Shared>,
     signal: impl Future<Output = ()>,
 ) -> Result<(), String> {
+    let listeners = Listeners {
+        plain: Some(listener),
+        tls: None,
+    };
+    serve(listeners, shared, signal).await
+}
+
+/// What the server listens on: plain TCP, TLS (with `shared.tls`'s
+/// certificates), or both.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub plain: Option<TcpListener>,
+    pub tls: Option<TcpListener>,
+}
+
+/// The next connection on `listener`; never, if there is none.
+async fn accept(
+    listener: &Option<TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// [`run`] on every listener of `listeners`.
+pub async fn serve(
+    listeners: Listeners,
+    shared: Arc<Shared>,
+    signal: impl Future<Output = ()>,
+) -> Result<(), String> {
     let metrics = match &shared.config.metrics_addr {
         Some(addr) => Some(
             TcpListener::bind(addr)
@@ -41,9 +72,12 @@ pub async fn run(
         ),
         None => None,
     };
-    if let Ok(addr) = listener.local_addr() {
+    if let Some(Ok(addr)) = listeners.plain.as_ref().map(TcpListener::local_addr) {
         shared.set_port(addr.port());
         tracing::info!("tollgate listening on {addr}");
+    }
+    if let Some(Ok(addr)) = listeners.tls.as_ref().map(TcpListener::local_addr) {
+        tracing::info!("tollgate listening for TLS on {addr}");
     }
     let mut stop = shared.shutdown_signal();
     let mut background = JoinSet::new();
@@ -75,57 +109,78 @@ pub async fn run(
     let mut connections = JoinSet::new();
     tokio::pin!(signal);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off,
-                        // and say so at most once a second.
-                        if let Some(left_out) = accept_log.admit(std::time::Instant::now()) {
-                            tracing::warn!(more_since_last_line = left_out, "accept failed: {e}");
-                        }
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                };
-                shared.metrics.connections_received.fetch_add(1, Ordering::Relaxed);
-                if denied(&shared.config, peer) {
-                    if let Some(left_out) = denied_log.admit(std::time::Instant::now()) {
-                        tracing::warn!(%peer, more_since_last_line = left_out, "protected mode: refused a client from another host (no password is set)");
-                    }
-                    connections.spawn(reject(stream, DENIED));
-                    continue;
-                }
-                if shared.clients.count() >= shared.config.max_clients {
-                    shared.metrics.rejected_connections.fetch_add(1, Ordering::Relaxed);
-                    connections.spawn(reject(stream, b"-ERR max number of clients reached\r\n"));
-                    continue;
-                }
-                let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                let guard = shared.clients.register(peer.to_string(), local);
-                // Hand the socket to the next worker's own runtime.
-                let Ok(std_stream) = stream.into_std() else { continue };
-                let (shared2, stop) = (shared.clone(), shared.shutdown_signal());
-                let worker = workers.handle(next_worker);
-                next_worker = next_worker.wrapping_add(1);
-                connections.spawn_on(
-                    async move {
-                        if let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) {
-                            crate::connection::serve(stream, shared2, guard, stop).await;
-                        }
-                    },
-                    worker,
-                );
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        let (accepted, over_tls) = tokio::select! {
+            accepted = accept(&listeners.plain) => (accepted, false),
+            accepted = accept(&listeners.tls) => (accepted, true),
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = &mut signal => break,
             _ = stop.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, and say
+                // so at most once a second.
+                if let Some(left_out) = accept_log.admit(std::time::Instant::now()) {
+                    tracing::warn!(more_since_last_line = left_out, "accept failed: {e}");
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        shared
+            .metrics
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        // A TLS client cannot read a plain line: it is only closed.
+        let plain_line = |line: &'static [u8]| (!over_tls).then_some(line);
+        if denied(&shared.config, peer) {
+            if let Some(left_out) = denied_log.admit(std::time::Instant::now()) {
+                tracing::warn!(%peer, more_since_last_line = left_out, "protected mode: refused a client from another host (no password is set)");
+            }
+            connections.spawn(reject(stream, plain_line(DENIED)));
+            continue;
         }
+        if shared.clients.count() >= shared.config.max_clients {
+            shared
+                .metrics
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            let full = b"-ERR max number of clients reached\r\n";
+            connections.spawn(reject(stream, plain_line(full)));
+            continue;
+        }
+        let tls = match over_tls {
+            false => None,
+            true => match shared.tls.acceptor() {
+                Some(acceptor) => Some(acceptor),
+                None => continue,
+            },
+        };
+        let local = stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let guard = shared.clients.register(peer.to_string(), local);
+        // Hand the socket to the next worker's own runtime.
+        let Ok(std_stream) = stream.into_std() else {
+            continue;
+        };
+        let (shared2, stop) = (shared.clone(), shared.shutdown_signal());
+        let worker = workers.handle(next_worker);
+        next_worker = next_worker.wrapping_add(1);
+        connections.spawn_on(
+            async move {
+                if let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) {
+                    crate::connection::serve(stream, tls, shared2, guard, stop).await;
+                }
+            },
+            worker,
+        );
     }
     tracing::info!("shutting down");
     shared.begin_shutdown();
-    drop(listener);
+    drop(listeners);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while connections.join_next().await.is_some() {}
     })
@@ -199,7 +254,20 @@ fn log_reload(result: Result<Reload, String>) {
     }
 }
 
-/// Reloads the config file's policies on SIGHUP, until shutdown.
+/// Reads the TLS certificate, key and CA files again (same paths), for new
+/// connections; a failure keeps the old ones. Logs what happened.
+pub fn reload_tls(shared: &Shared) {
+    if shared.config.tls_files().is_none() {
+        return;
+    }
+    match shared.tls.load(&shared.config) {
+        Ok(()) => tracing::info!("SIGHUP: TLS certificates reloaded for new connections"),
+        Err(e) => tracing::error!("SIGHUP: TLS certificates not reloaded, old ones kept: {e}"),
+    }
+}
+
+/// Reloads the config file's policies and the TLS certificates on SIGHUP,
+/// until shutdown.
 #[cfg(unix)]
 async fn reload_on_hangup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -209,7 +277,12 @@ async fn reload_on_hangup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
     };
     loop {
         tokio::select! {
-            _ = hangup.recv() => log_reload(reload_config(&shared)),
+            _ = hangup.recv() => {
+                if shared.config.config_file.is_some() {
+                    log_reload(reload_config(&shared));
+                }
+                reload_tls(&shared);
+            }
             _ = stop.changed() => return,
         }
     }
@@ -281,9 +354,12 @@ impl Workers {
     }
 }
 
-async fn reject(mut stream: tokio::net::TcpStream, line: &'static [u8]) {
+/// Closes a connection that is not served, with one line if given.
+async fn reject(mut stream: tokio::net::TcpStream, line: Option<&'static [u8]>) {
     use tokio::io::AsyncWriteExt;
-    let _ = stream.write_all(line).await;
+    if let Some(line) = line {
+        let _ = stream.write_all(line).await;
+    }
     let _ = stream.shutdown().await;
 }
 

@@ -28,6 +28,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub waits: Arc<WaitQueues>,
     pub persistence: Persistence,
+    /// The certificates TLS connections are accepted with (none: TLS off).
+    pub tls: crate::tls::Tls,
     pub started: Instant,
     port: AtomicU16,
     shutdown: watch::Sender<bool>,
@@ -49,6 +51,7 @@ impl Shared {
         let started_secs = clock.now() / 1_000_000_000;
         Arc::new(Shared {
             persistence: Persistence::new(snapshot_path, started_secs),
+            tls: crate::tls::Tls::default(),
             port: AtomicU16::new(config.port),
             engine: Engine::new(config.policies.clone(), clock),
             config,

@@ -34,6 +34,11 @@ struct FileConfig {
     tcp_keepalive: Option<Spanned<u64>>,
     maxmemory_clients: Option<Spanned<String>>,
     protected_mode: Option<Spanned<bool>>,
+    tls_port: Option<Spanned<u16>>,
+    tls_cert_file: Option<Spanned<PathBuf>>,
+    tls_key_file: Option<Spanned<PathBuf>>,
+    tls_ca_cert_file: Option<Spanned<PathBuf>>,
+    tls_auth_clients: Option<Spanned<String>>,
     #[serde(default)]
     policy: Vec<Spanned<FilePolicy>>,
 }
@@ -150,6 +155,18 @@ pub(super) fn parse(text: &str) -> Result<Config, String> {
     c.protected_mode = file
         .protected_mode
         .map_or(c.protected_mode, Spanned::into_inner);
+    c.tls_port = file.tls_port.map_or(c.tls_port, Spanned::into_inner);
+    let path = |p: Option<Spanned<PathBuf>>| {
+        p.map(Spanned::into_inner)
+            .filter(|p| !p.as_os_str().is_empty())
+    };
+    c.tls_cert_file = path(file.tls_cert_file);
+    c.tls_key_file = path(file.tls_key_file);
+    c.tls_ca_cert_file = path(file.tls_ca_cert_file);
+    if let Some(auth) = &file.tls_auth_clients {
+        c.tls_auth_clients =
+            super::AuthClients::parse(auth.get_ref()).map_err(|e| t.error(auth.span(), e))?;
+    }
     let mut policies: Vec<Policy> = Vec::new();
     for p in file.policy {
         let span = p.span();

@@ -42,6 +42,21 @@ pub struct Cli {
     /// Serve Prometheus metrics and /healthz on this address (e.g. 127.0.0.1:9121) [default: off].
     #[arg(long, env = "TOLLGATE_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Port to serve TLS on [default: 0, off]; with it, --port 0 means TLS only.
+    #[arg(long, env = "TOLLGATE_TLS_PORT")]
+    pub tls_port: Option<u16>,
+    /// The server's certificate chain (PEM).
+    #[arg(long, env = "TOLLGATE_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long, env = "TOLLGATE_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates client certificates must chain to (PEM).
+    #[arg(long, env = "TOLLGATE_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Client certificates: yes (required), optional or no [default: yes].
+    #[arg(long, env = "TOLLGATE_TLS_AUTH_CLIENTS")]
+    pub tls_auth_clients: Option<String>,
     /// Serve clients from other hosts without a password: yes or no [default: yes, loopback only].
     #[arg(long, env = "TOLLGATE_PROTECTED_MODE", value_parser = parse_yes_no)]
     pub protected_mode: Option<bool>,
@@ -52,6 +67,36 @@ pub struct Cli {
     /// Check that a server answers PING on --bind/--port, then exit 0 (healthy) or 1.
     #[arg(long)]
     pub healthcheck: bool,
+}
+
+/// Whether TLS clients must show a certificate (Redis's `tls-auth-clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthClients {
+    No,
+    Optional,
+    #[default]
+    Yes,
+}
+
+impl AuthClients {
+    pub fn parse(text: &str) -> Result<AuthClients, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "yes" => Ok(AuthClients::Yes),
+            "optional" => Ok(AuthClients::Optional),
+            "no" => Ok(AuthClients::No),
+            _ => Err(format!(
+                "invalid tls_auth_clients '{text}': expected yes, optional or no"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthClients::No => "no",
+            AuthClients::Optional => "optional",
+            AuthClients::Yes => "yes",
+        }
+    }
 }
 
 /// What `CONFIG GET` shows for a secret that is set.
@@ -89,6 +134,12 @@ pub struct Config {
     pub maxmemory_clients: u64,
     /// With no password, serve only loopback clients.
     pub protected_mode: bool,
+    /// TLS port; 0: no TLS.
+    pub tls_port: u16,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_ca_cert_file: Option<PathBuf>,
+    pub tls_auth_clients: AuthClients,
     /// Policies from the config file.
     pub policies: Vec<Policy>,
     pub config_file: Option<PathBuf>,
@@ -116,6 +167,11 @@ impl Default for Config {
             tcp_keepalive_secs: 300,
             maxmemory_clients: 1024 * 1024 * 1024,
             protected_mode: true,
+            tls_port: 0,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_cert_file: None,
+            tls_auth_clients: AuthClients::Yes,
             policies: Vec::new(),
             config_file: None,
             flags: Cli::default(),
@@ -178,7 +234,54 @@ impl Config {
         if let Some(on) = cli.protected_mode {
             config.protected_mode = on;
         }
+        if let Some(port) = cli.tls_port {
+            config.tls_port = port;
+        }
+        let path = |p: &Option<PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
+        config.tls_cert_file = path(&cli.tls_cert_file).or(config.tls_cert_file);
+        config.tls_key_file = path(&cli.tls_key_file).or(config.tls_key_file);
+        config.tls_ca_cert_file = path(&cli.tls_ca_cert_file).or(config.tls_ca_cert_file);
+        if let Some(auth) = &cli.tls_auth_clients {
+            config.tls_auth_clients =
+                AuthClients::parse(auth).map_err(|message| ConfigError::Flag { message })?;
+        }
+        config
+            .check_tls()
+            .map_err(|message| ConfigError::Flag { message })?;
         Ok(config)
+    }
+
+    /// The TLS files, if TLS is on.
+    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        if self.tls_port == 0 {
+            return None;
+        }
+        Some(crate::tls::TlsFiles {
+            cert: self.tls_cert_file.clone()?,
+            key: self.tls_key_file.clone()?,
+            ca: self.tls_ca_cert_file.clone(),
+            auth_clients: self.tls_auth_clients,
+        })
+    }
+
+    /// TLS settings that cannot work together.
+    fn check_tls(&self) -> Result<(), String> {
+        if self.tls_port == 0 {
+            return Ok(());
+        }
+        if self.tls_cert_file.is_none() || self.tls_key_file.is_none() {
+            return Err("tls_port needs tls_cert_file and tls_key_file".into());
+        }
+        if self.tls_auth_clients != AuthClients::No && self.tls_ca_cert_file.is_none() {
+            return Err(format!(
+                "tls_auth_clients {} needs tls_ca_cert_file (or tls_auth_clients no)",
+                self.tls_auth_clients.name()
+            ));
+        }
+        if self.tls_port == self.port {
+            return Err(format!("tls_port and port are both {}", self.port));
+        }
+        Ok(())
     }
 
     /// Reads and validates a config file on top of the defaults.
@@ -296,8 +399,20 @@ impl Config {
                 "protected-mode",
                 if self.protected_mode { "yes" } else { "no" }.into(),
             ),
+            ("tls-port", self.tls_port.to_string()),
+            ("tls-cert-file", shown(&self.tls_cert_file)),
+            ("tls-key-file", shown(&self.tls_key_file)),
+            ("tls-ca-cert-file", shown(&self.tls_ca_cert_file)),
+            ("tls-auth-clients", self.tls_auth_clients.name().into()),
         ]
     }
+}
+
+/// A path as `CONFIG GET` shows it ("" for none).
+fn shown(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 /// `yes` or `no` (any case), as Redis's boolean settings.
