@@ -78,7 +78,7 @@ fn full_check(c: &mut Criterion) {
     let shared = Shared::new(Config::default(), Arc::new(SystemClock));
     let clients = Arc::new(Clients::default());
     let guard = clients.register("bench".into(), "bench".into());
-    let mut session = Session::new(guard.meta.clone(), true);
+    let mut session = Session::new(guard.meta.clone(), shared.users.default_user());
     let frames: Vec<Vec<u8>> = (0..100_000)
         .map(|i| {
             frame(&[

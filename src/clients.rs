@@ -21,6 +21,8 @@ pub struct ClientMeta {
     pub lib_name: Mutex<Option<String>>,
     pub lib_ver: Mutex<Option<String>>,
     pub resp: AtomicU8,
+    /// The user it runs as (`default` until `AUTH`).
+    pub user: Mutex<String>,
     /// When it last sent a request (ns on the server's clock).
     pub last_active_ns: AtomicU64,
     /// Bytes of input it has sent and not yet had answered.
@@ -44,13 +46,14 @@ impl ClientMeta {
             "N"
         };
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=NULL user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=NULL user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
             get(&self.name),
             self.created.elapsed().as_secs(),
             self.qbuf(),
+            self.user.lock(),
             self.resp.load(Ordering::Relaxed),
             get(&self.lib_name),
             get(&self.lib_ver),
@@ -98,8 +101,7 @@ impl KillFilter {
         self.id.is_none_or(|id| id == c.id)
             && self.addr.as_ref().is_none_or(|a| *a == c.addr)
             && self.laddr.as_ref().is_none_or(|a| *a == c.laddr)
-            // Every client is the default user until ACL users exist.
-            && self.user.as_ref().is_none_or(|u| u == "default")
+            && self.user.as_ref().is_none_or(|u| *u == *c.user.lock())
             && self.skip != Some(c.id)
     }
 }
@@ -128,6 +130,7 @@ impl Clients {
             lib_name: Mutex::new(None),
             lib_ver: Mutex::new(None),
             resp: AtomicU8::new(2),
+            user: Mutex::new("default".into()),
             last_active_ns: AtomicU64::new(0),
             qbuf: AtomicUsize::new(0),
             no_evict: AtomicBool::new(false),

@@ -111,7 +111,7 @@ async fn run<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         shared.config.max_arg_bytes,
         shared.config.max_query_buffer_bytes,
     );
-    let session = Session::new(guard.meta.clone(), shared.config.requirepass.is_none());
+    let session = Session::new(guard.meta.clone(), shared.users.default_user());
     let mut connection = Connection {
         shared,
         session,

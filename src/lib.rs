@@ -18,6 +18,7 @@
 //! - [`policy`]: named multi-rule policies, all or nothing.
 //! - [`wait`]: first-come-first-served queues for `WAIT`; held replies counted.
 //! - [`clock`]: the injected time source.
+//! - [`acl`]: users, their passwords (SHA-256) and what they may run.
 //! - [`snapshot`]: the snapshot file format; [`persistence`]: when it is
 //!   written and restored, and the data directory check at start
 //!   ([`persistence::status`]: the bookkeeping the state holds).
@@ -30,6 +31,7 @@
 //!   around it); it imports none of the layers above it.
 //! - [`server`], [`config`], [`clients`], [`metrics`]: the process around them.
 
+pub mod acl;
 pub mod clients;
 pub mod clock;
 pub mod command;

@@ -57,6 +57,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(path) = &shared.config.aclfile {
+        let requirepass = shared.config.requirepass.as_deref();
+        match shared
+            .users
+            .load(path, requirepass, &tollgate::command::ACL_CATALOG)
+        {
+            Ok(n) => tracing::info!("{n} ACL users loaded from {}", path.display()),
+            Err(e) => {
+                eprintln!("tollgate: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if let Err(e) = shared.tls.load(&shared.config) {
         eprintln!("tollgate: {e}");
         return ExitCode::FAILURE;
@@ -140,10 +153,10 @@ fn log_start(config: &Config) {
         env!("CARGO_PKG_VERSION"),
         config.policies.len(),
         server::worker_count(config),
-        if config.requirepass.is_some() {
-            "required"
-        } else {
-            "not required"
+        match (&config.aclfile, &config.requirepass) {
+            (Some(_), _) => "as the aclfile says",
+            (None, Some(_)) => "required",
+            (None, None) => "not required",
         },
     );
 }

@@ -134,7 +134,7 @@ pub async fn serve(
             .fetch_add(1, Ordering::Relaxed);
         // A TLS client cannot read a plain line: it is only closed.
         let plain_line = |line: &'static [u8]| (!over_tls).then_some(line);
-        if denied(&shared.config, peer) {
+        if denied(&shared, peer) {
             if let Some(left_out) = denied_log.admit(std::time::Instant::now()) {
                 tracing::warn!(%peer, more_since_last_line = left_out, "protected mode: refused a client from another host (no password is set)");
             }
@@ -368,7 +368,7 @@ pub const DENIED: &[u8] = b"-DENIED tollgate is running in protected mode becaus
 
 /// Whether protected mode turns this peer away: no password is set and it
 /// is not on the loopback interface (as Redis: 127.0.0.1 and ::1 only).
-fn denied(config: &Config, peer: std::net::SocketAddr) -> bool {
+fn denied(shared: &Shared, peer: std::net::SocketAddr) -> bool {
     let loopback = match peer.ip() {
         std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
         std::net::IpAddr::V6(ip) => {
@@ -376,7 +376,7 @@ fn denied(config: &Config, peer: std::net::SocketAddr) -> bool {
                 || ip.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
         }
     };
-    config.protected_mode && config.requirepass.is_none() && !loopback
+    shared.config.protected_mode && shared.users.default_user().nopass && !loopback
 }
 
 /// Drops fresh states every `sweep_interval`, until shutdown.

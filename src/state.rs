@@ -28,6 +28,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub waits: Arc<WaitQueues>,
     pub persistence: Persistence,
+    /// Who may connect and what they may run (ACL).
+    pub users: crate::acl::Users,
     /// The certificates TLS connections are accepted with (none: TLS off).
     pub tls: crate::tls::Tls,
     pub started: Instant,
@@ -52,6 +54,7 @@ impl Shared {
         Arc::new(Shared {
             persistence: Persistence::new(snapshot_path, started_secs),
             tls: crate::tls::Tls::default(),
+            users: crate::acl::Users::new(config.requirepass.as_deref()),
             port: AtomicU16::new(config.port),
             engine: Engine::new(config.policies.clone(), clock),
             config,

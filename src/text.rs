@@ -38,3 +38,36 @@ pub fn ascii_i64(arg: &[u8]) -> Option<i64> {
     }
     Some(n)
 }
+
+/// Redis-style glob match (`*`, `?`), ignoring ASCII case (as `CONFIG GET`).
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    glob(pattern, text, true)
+}
+
+/// Redis-style glob match (`*`, `?`), case by case (as ACL key patterns).
+pub fn glob_match_exact(pattern: &[u8], text: &[u8]) -> bool {
+    glob(pattern, text, false)
+}
+
+fn glob(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+    let same = |a: u8, b: u8| a == b || (nocase && a.eq_ignore_ascii_case(&b));
+    let (mut p, mut t) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || same(pattern[p], text[t])) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            mark = t;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}

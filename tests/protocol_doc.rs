@@ -120,7 +120,8 @@ async fn documented_errors_are_what_the_server_says() {
 /// of Redis's error words), with placeholders (`<name>`) and a trailing
 /// `...` standing for any text.
 fn documented_errors(doc: &str) -> Vec<String> {
-    const WORDS: [&str; 6] = [
+    const WORDS: [&str; 7] = [
+        "NOPERM ",
         "ERR ",
         "WRONGTYPE ",
         "NOAUTH ",
@@ -421,6 +422,37 @@ async fn every_documented_error_is_what_the_server_says() {
             &["AUTH", "pw"],
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ),
+        (
+            false,
+            &["ACL", "SETUSER", "u", "+@x"],
+            "ERR Error in ACL SETUSER modifier '+@x': Unknown category",
+        ),
+        (
+            false,
+            &["ACL", "SETUSER", "u", "+x"],
+            "ERR Error in ACL SETUSER modifier '+x': Unknown command",
+        ),
+        (
+            false,
+            &["ACL", "SETUSER", "u", "x"],
+            "ERR Error in ACL SETUSER modifier 'x': Syntax error",
+        ),
+        (
+            false,
+            &["ACL", "DELUSER", "default"],
+            "ERR The 'default' user cannot be removed",
+        ),
+        (
+            false,
+            &["ACL", "LOAD"],
+            "ERR This tollgate instance is not configured to use an ACL file. Set aclfile in the config file and restart.",
+        ),
+        (false, &["ACL", "CAT", "x"], "ERR Unknown category 'x'"),
+        (
+            false,
+            &["ACL", "x"],
+            "ERR unknown subcommand 'x'. Try ACL HELP.",
+        ),
         (false, &["SELECT", "1"], "ERR DB index is out of range"),
         (false, &["EXEC"], "ERR EXEC without MULTI"),
         (false, &["DISCARD"], "ERR DISCARD without MULTI"),
@@ -431,6 +463,25 @@ async fn every_documented_error_is_what_the_server_says() {
         let said = said.replace("'nope'", "'x'").replace("'a b'", "'x'");
         assert!(fits(form, &said), "{cmd:?}: {said:?} does not fit {form:?}");
     }
+    // A restricted user: NOPERM for a command and for a key.
+    let setuser = &[
+        "ACL",
+        "SETUSER",
+        "observer",
+        "on",
+        ">secret",
+        "+@read",
+        "~limits:*",
+    ];
+    assert_eq!(run(&mut c, setuser).await.unwrap(), redis::Value::Okay);
+    let mut o = open.conn().await;
+    run(&mut o, &["AUTH", "observer", "secret"]).await.unwrap();
+    let noperm_run = "NOPERM User observer has no permissions to run the 'limit.check' command";
+    let noperm_key = "NOPERM No permissions to access a key";
+    let said = error(&mut o, &["LIMIT.CHECK", "limits:1", "gcra", "1", "1s"]).await;
+    assert_eq!(said, noperm_run);
+    assert_eq!(error(&mut o, &["LIMIT.INFO", "other"]).await, noperm_key);
+    let separately = [noperm_run, noperm_key];
     // The transaction errors are drawn by the test above.
     let transactions = [
         "ERR MULTI calls can not be nested",
@@ -440,6 +491,7 @@ async fn every_documented_error_is_what_the_server_says() {
     for form in documented_errors(include_str!("../docs/PROTOCOL.md")) {
         let covered = drawn.iter().any(|&(_, _, f)| f == form)
             || transactions.contains(&form.as_str())
+            || separately.contains(&form.as_str())
             || elsewhere.iter().any(|&(f, test)| {
                 let fixed = f.split('<').next().unwrap().trim_end_matches("...");
                 f == form && test.contains(fixed)

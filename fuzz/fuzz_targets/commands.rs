@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     let shared = Shared::new(config, Arc::new(clock.clone()));
     let clients = Arc::new(Clients::default());
     let guard = clients.register("fuzz:1".into(), "fuzz:0".into());
-    let mut session = Session::new(guard.meta.clone(), true);
+    let mut session = Session::new(guard.meta.clone(), shared.users.default_user());
     for line in data.split(|&b| b == b'\n').take(64) {
         let mut words: Vec<&[u8]> = line
             .split(|&b| b == b' ')

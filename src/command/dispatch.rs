@@ -37,6 +37,39 @@ pub fn dispatch_to(ctx: &mut Ctx<'_>, spec: Option<&CommandSpec>, argv: &[&[u8]]
     }
 }
 
+/// Whether the session's user may run this command on its key (ACL).
+/// Changes to the users are picked up here, at the next command.
+#[inline]
+fn permitted(ctx: &mut Ctx<'_>, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(), CmdError> {
+    let users = &ctx.shared.users;
+    let generation = users.generation();
+    if generation != ctx.session.acl_generation {
+        ctx.session.acl_generation = generation;
+        if let Some(current) = users.get(&ctx.session.user.name) {
+            ctx.session.user = current;
+        }
+    }
+    let user = &ctx.session.user;
+    if user.unrestricted() || spec.flags.contains(Flags::NO_AUTH) {
+        return Ok(());
+    }
+    if !user.may_run(spec.name) {
+        return Err(CmdError::Line(format!(
+            "NOPERM User {} has no permissions to run the '{}' command",
+            user.name, spec.name
+        )));
+    }
+    let key = usize::try_from(spec.first_key).ok().filter(|&i| i > 0);
+    if let Some(key) = key.and_then(|i| argv.get(i))
+        && !user.may_access(key)
+    {
+        return Err(CmdError::Line(
+            "NOPERM No permissions to access a key".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn dispatch_inner(
     ctx: &mut Ctx<'_>,
     spec: Option<&CommandSpec>,
@@ -65,6 +98,10 @@ fn dispatch_inner(
     if !ctx.session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
         return Err(CmdError::NoAuth);
+    }
+    if let Err(e) = permitted(ctx, spec, argv) {
+        ctx.session.multi_dirty |= ctx.session.multi.is_some();
+        return Err(e);
     }
     if let Some(queue) = ctx.session.multi.as_mut()
         && !spec.flags.contains(Flags::TX_CONTROL)
@@ -105,7 +142,9 @@ mod tests {
     /// Runs each request on one session; what each answered.
     fn run(shared: &Arc<Shared>, authenticated: bool, requests: &[&[&str]]) -> Vec<Reply> {
         let guard = shared.clients.register("a".into(), "b".into());
-        let mut session = crate::command::Session::new(guard.meta.clone(), authenticated);
+        let user = shared.users.default_user();
+        let mut session = crate::command::Session::new(guard.meta.clone(), user);
+        session.authenticated = authenticated;
         let session: &mut Session = &mut session;
         let batch_time = Cell::new(None);
         requests

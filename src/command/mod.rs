@@ -2,6 +2,7 @@
 //! `COMMAND`; one file per command family, each parsing its arguments into
 //! typed values before it touches any state.
 
+pub mod acl;
 pub mod args;
 pub mod cell;
 pub mod dispatch;
@@ -23,6 +24,7 @@ use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 
+use crate::acl::{Catalog, Entry, User};
 use crate::clients::ClientMeta;
 use crate::engine::Engine;
 use crate::reply::Reply;
@@ -35,6 +37,11 @@ pub struct Session {
     /// 2 or 3, switched by `HELLO`.
     pub protocol: u8,
     pub authenticated: bool,
+    /// Who the connection runs as (`default` until `AUTH`).
+    pub user: Arc<User>,
+    /// The users' generation `user` was read at: a change is noticed at
+    /// the next command.
+    pub acl_generation: u64,
     /// Commands queued since `MULTI`.
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command failed to queue: `EXEC` must abort.
@@ -42,11 +49,15 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client: Arc<ClientMeta>, authenticated: bool) -> Session {
+    /// A new connection's session, as `user` (the `default` user):
+    /// authenticated if that user needs no password.
+    pub fn new(client: Arc<ClientMeta>, user: Arc<User>) -> Session {
         Session {
             client,
             protocol: 2,
-            authenticated,
+            authenticated: user.enabled && user.nopass,
+            user,
+            acl_generation: 0,
             multi: None,
             multi_dirty: false,
         }
@@ -113,12 +124,26 @@ pub static COMMANDS: LazyLock<Vec<&'static CommandSpec>> = LazyLock::new(|| {
         cell::ROWS,
         session::ROWS,
         transaction::ROWS,
+        acl::ROWS,
         introspect::ROWS,
         server::ROWS,
     ]
     .into_iter()
     .flatten()
     .collect()
+});
+
+/// Every command and subcommand with its ACL categories, as the ACL rules
+/// name them.
+pub static ACL_CATALOG: LazyLock<Catalog> = LazyLock::new(|| Catalog {
+    entries: COMMANDS
+        .iter()
+        .flat_map(|&c| std::iter::once(c).chain(c.subcommands))
+        .map(|c| Entry {
+            name: c.name,
+            categories: c.acl_categories(),
+        })
+        .collect(),
 });
 
 /// Longest command name (bytes).
@@ -243,7 +268,7 @@ mod tests {
         let clock = ManualClock::new(1_000 * SECOND);
         let shared = Shared::new(Config::default(), Arc::new(clock.clone()));
         let guard = shared.clients.register("a".into(), "b".into());
-        let mut session = Session::new(guard.meta.clone(), true);
+        let mut session = Session::new(guard.meta.clone(), shared.users.default_user());
         let batch_time = Cell::new(None);
         let mut allowed = || {
             let argv: [&[u8]; 5] = [b"LIMIT.CHECK", b"k", b"gcra", b"1", b"1s"];

@@ -112,29 +112,6 @@ pub fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
     Ok(Outcome::Shutdown)
 }
 
-/// Redis-style glob match (`*`, `?`), ignoring ASCII case.
-pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p].eq_ignore_ascii_case(&text[t])) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some(p);
-            mark = t;
-            p += 1;
-        } else if let Some(s) = star {
-            p = s + 1;
-            mark += 1;
-            t = mark;
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
-
 const CONFIG_HELP: &[&str] = &[
     "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "GET <pattern>",
@@ -148,7 +125,11 @@ pub fn config_get(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError
     let pairs = ctx.shared.config.visible_settings();
     let fields = pairs
         .into_iter()
-        .filter(|(name, _)| argv[2..].iter().any(|p| glob_match(p, name.as_bytes())))
+        .filter(|(name, _)| {
+            argv[2..]
+                .iter()
+                .any(|p| crate::text::glob_match(p, name.as_bytes()))
+        })
         .map(|(name, value)| (Reply::text(name), Reply::text(&value)))
         .collect();
     Ok(Reply::Map(fields).into())
@@ -279,7 +260,7 @@ pub(super) static ROWS: &[CommandSpec] = &[
     command! { "dbsize", 1, [READONLY, FAST], (0, 0, 0), "server", "1.0.0",
     "Returns the number of live limiter states.",
     dbsize },
-    command! { "flushall", -1, [WRITE], (0, 0, 0), "server", "1.0.0",
+    command! { "flushall", -1, [WRITE, DANGEROUS], (0, 0, 0), "server", "1.0.0",
     "Drops all limiter states; keeps policies.",
     flushall },
     command! { "time", 1, [FAST], (0, 0, 0), "server", "2.6.0",
@@ -311,10 +292,12 @@ static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use crate::text::{glob_match, glob_match_exact};
 
     #[test]
     fn globs() {
+        assert!(glob_match_exact(b"limits:*", b"limits:42"));
+        assert!(!glob_match_exact(b"limits:*", b"LIMITS:42"));
         assert!(glob_match(b"*", b"port"));
         assert!(glob_match(b"PO*", b"port"));
         assert!(glob_match(b"p?rt", b"port"));

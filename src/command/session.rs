@@ -4,7 +4,6 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use subtle::ConstantTimeEq;
 
 use super::args::{Args, is, parse_i64};
 use super::table::{CommandSpec, Flags, command};
@@ -15,16 +14,15 @@ use crate::reply::Reply;
 
 const AUTH_WITHOUT_PASSWORD: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
 
-/// Checks a username and password against the configured one.
+/// Checks a username and password against the users (ACL); the session
+/// runs as that user from now on.
 fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
-    let ok = match &ctx.shared.config.requirepass {
-        // The default user has no password: any password is accepted.
-        None => user == b"default",
-        // Compared in constant time (for equal lengths), so the reply's timing
-        // tells nothing of how much of a guess was right.
-        Some(expected) => user == b"default" && bool::from(pass.ct_eq(expected.as_bytes())),
-    };
-    if ok {
+    let users = &ctx.shared.users;
+    let generation = users.generation();
+    if let Some(found) = users.authenticate(user, pass) {
+        *ctx.session.client.user.lock() = found.name.clone();
+        ctx.session.user = found;
+        ctx.session.acl_generation = generation;
         ctx.session.authenticated = true;
         return Ok(());
     }
@@ -46,7 +44,7 @@ fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdEr
 pub fn auth(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     match argv.len() {
         2 => {
-            if ctx.shared.config.requirepass.is_none() {
+            if ctx.shared.users.default_user().nopass {
                 return Err(CmdError::Line(AUTH_WITHOUT_PASSWORD.into()));
             }
             authenticate(ctx, b"default", argv[1])?;
@@ -122,7 +120,10 @@ pub fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     s.multi_dirty = false;
     s.protocol = 2;
     s.client.resp.store(2, Ordering::Relaxed);
-    s.authenticated = ctx.shared.config.requirepass.is_none();
+    let default = ctx.shared.users.default_user();
+    *s.client.user.lock() = default.name.clone();
+    s.authenticated = default.enabled && default.nopass;
+    s.user = default;
     *s.client.name.lock() = None;
     Ok(Reply::Simple("RESET").into())
 }

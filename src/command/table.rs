@@ -23,6 +23,8 @@ bitflags::bitflags! {
         const TX_CONTROL = 1 << 6;
         /// A rate-limit check: counted by algorithm and sampled for latency.
         const CHECK = 1 << 7;
+        /// In ACL category `@dangerous` without being `admin` (`FLUSHALL`).
+        const DANGEROUS = 1 << 8;
     }
 }
 
@@ -94,7 +96,7 @@ impl CommandSpec {
         } else {
             "@slow"
         });
-        if f.contains(Flags::ADMIN) {
+        if f.intersects(Flags::ADMIN | Flags::DANGEROUS) {
             out.push("@dangerous");
         }
         match self.group {

@@ -34,6 +34,7 @@ struct FileConfig {
     tcp_keepalive: Option<Spanned<u64>>,
     maxmemory_clients: Option<Spanned<String>>,
     protected_mode: Option<Spanned<bool>>,
+    aclfile: Option<Spanned<PathBuf>>,
     tls_port: Option<Spanned<u16>>,
     tls_cert_file: Option<Spanned<PathBuf>>,
     tls_key_file: Option<Spanned<PathBuf>>,
@@ -160,6 +161,7 @@ pub(super) fn parse(text: &str) -> Result<Config, String> {
         p.map(Spanned::into_inner)
             .filter(|p| !p.as_os_str().is_empty())
     };
+    c.aclfile = path(file.aclfile);
     c.tls_cert_file = path(file.tls_cert_file);
     c.tls_key_file = path(file.tls_key_file);
     c.tls_ca_cert_file = path(file.tls_ca_cert_file);

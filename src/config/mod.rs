@@ -42,6 +42,9 @@ pub struct Cli {
     /// Serve Prometheus metrics and /healthz on this address (e.g. 127.0.0.1:9121) [default: off].
     #[arg(long, env = "TOLLGATE_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// ACL users file (Redis's aclfile format) [default: none].
+    #[arg(long, env = "TOLLGATE_ACLFILE")]
+    pub aclfile: Option<PathBuf>,
     /// Port to serve TLS on [default: 0, off]; with it, --port 0 means TLS only.
     #[arg(long, env = "TOLLGATE_TLS_PORT")]
     pub tls_port: Option<u16>,
@@ -134,6 +137,8 @@ pub struct Config {
     pub maxmemory_clients: u64,
     /// With no password, serve only loopback clients.
     pub protected_mode: bool,
+    /// The ACL users file, if any.
+    pub aclfile: Option<PathBuf>,
     /// TLS port; 0: no TLS.
     pub tls_port: u16,
     pub tls_cert_file: Option<PathBuf>,
@@ -167,6 +172,7 @@ impl Default for Config {
             tcp_keepalive_secs: 300,
             maxmemory_clients: 1024 * 1024 * 1024,
             protected_mode: true,
+            aclfile: None,
             tls_port: 0,
             tls_cert_file: None,
             tls_key_file: None,
@@ -234,13 +240,15 @@ impl Config {
         if let Some(on) = cli.protected_mode {
             config.protected_mode = on;
         }
+        if let Some(path) = path_flag(&cli.aclfile) {
+            config.aclfile = Some(path);
+        }
         if let Some(port) = cli.tls_port {
             config.tls_port = port;
         }
-        let path = |p: &Option<PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
-        config.tls_cert_file = path(&cli.tls_cert_file).or(config.tls_cert_file);
-        config.tls_key_file = path(&cli.tls_key_file).or(config.tls_key_file);
-        config.tls_ca_cert_file = path(&cli.tls_ca_cert_file).or(config.tls_ca_cert_file);
+        config.tls_cert_file = path_flag(&cli.tls_cert_file).or(config.tls_cert_file);
+        config.tls_key_file = path_flag(&cli.tls_key_file).or(config.tls_key_file);
+        config.tls_ca_cert_file = path_flag(&cli.tls_ca_cert_file).or(config.tls_ca_cert_file);
         if let Some(auth) = &cli.tls_auth_clients {
             config.tls_auth_clients =
                 AuthClients::parse(auth).map_err(|message| ConfigError::Flag { message })?;
@@ -399,6 +407,7 @@ impl Config {
                 "protected-mode",
                 if self.protected_mode { "yes" } else { "no" }.into(),
             ),
+            ("aclfile", shown(&self.aclfile)),
             ("tls-port", self.tls_port.to_string()),
             ("tls-cert-file", shown(&self.tls_cert_file)),
             ("tls-key-file", shown(&self.tls_key_file)),
@@ -406,6 +415,11 @@ impl Config {
             ("tls-auth-clients", self.tls_auth_clients.name().into()),
         ]
     }
+}
+
+/// A path flag, empty meaning none.
+fn path_flag(p: &Option<PathBuf>) -> Option<PathBuf> {
+    p.clone().filter(|p| !p.as_os_str().is_empty())
 }
 
 /// A path as `CONFIG GET` shows it ("" for none).

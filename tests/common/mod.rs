@@ -63,6 +63,11 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Shared::new(config, clock);
+        if let Some(path) = &shared.config.aclfile {
+            let pass = shared.config.requirepass.as_deref();
+            let catalog = &tollgate::command::ACL_CATALOG;
+            shared.users.load(path, pass, catalog).unwrap();
+        }
         if restore {
             tollgate::persistence::load_into(&shared, false).unwrap();
         }
