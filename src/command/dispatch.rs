@@ -44,15 +44,16 @@ fn permitted(ctx: &mut Ctx<'_>, spec: &CommandSpec, argv: &[&[u8]]) -> Result<()
     let users = &ctx.shared.users;
     let generation = users.generation();
     if generation != ctx.session.acl_generation {
-        ctx.session.acl_generation = generation;
-        if let Some(current) = users.get(&ctx.session.user.name) {
-            ctx.session.user = current;
-        }
+        let current = users.get(&ctx.session.user.name);
+        // A deleted user's connection is being closed; until then it keeps
+        // what it had.
+        let user = current.unwrap_or_else(|| ctx.session.user.clone());
+        ctx.session.set_user(user, generation);
     }
-    let user = &ctx.session.user;
-    if user.unrestricted() || spec.flags.contains(Flags::NO_AUTH) {
+    if ctx.session.unrestricted || spec.flags.contains(Flags::NO_AUTH) {
         return Ok(());
     }
+    let user = &ctx.session.user;
     if !user.may_run(spec.name) {
         return Err(CmdError::Line(format!(
             "NOPERM User {} has no permissions to run the '{}' command",

@@ -42,6 +42,8 @@ pub struct Session {
     /// The users' generation `user` was read at: a change is noticed at
     /// the next command.
     pub acl_generation: u64,
+    /// `user.unrestricted()`, kept with `user` (checked on every command).
+    pub unrestricted: bool,
     /// Commands queued since `MULTI`.
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command failed to queue: `EXEC` must abort.
@@ -49,6 +51,13 @@ pub struct Session {
 }
 
 impl Session {
+    /// Runs as `user` from now on.
+    pub fn set_user(&mut self, user: Arc<User>, generation: u64) {
+        self.unrestricted = user.unrestricted();
+        self.user = user;
+        self.acl_generation = generation;
+    }
+
     /// A new connection's session, as `user` (the `default` user):
     /// authenticated if that user needs no password.
     pub fn new(client: Arc<ClientMeta>, user: Arc<User>) -> Session {
@@ -56,6 +65,7 @@ impl Session {
             client,
             protocol: 2,
             authenticated: user.enabled && user.nopass,
+            unrestricted: user.unrestricted(),
             user,
             acl_generation: 0,
             multi: None,

@@ -21,8 +21,7 @@ fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdEr
     let generation = users.generation();
     if let Some(found) = users.authenticate(user, pass) {
         *ctx.session.client.user.lock() = found.name.clone();
-        ctx.session.user = found;
-        ctx.session.acl_generation = generation;
+        ctx.session.set_user(found, generation);
         ctx.session.authenticated = true;
         return Ok(());
     }
@@ -123,7 +122,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let default = ctx.shared.users.default_user();
     *s.client.user.lock() = default.name.clone();
     s.authenticated = default.enabled && default.nopass;
-    s.user = default;
+    s.set_user(default, ctx.shared.users.generation());
     *s.client.name.lock() = None;
     Ok(Reply::Simple("RESET").into())
 }
