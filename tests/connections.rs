@@ -269,6 +269,72 @@ fn max_clients_fits_the_open_file_limit() {
         .query(&mut c)
         .unwrap();
     assert_eq!(got, ["maxclients", "168"]);
+    // Past the cap every client is answered (none left accepted and
+    // unserved): 167 more fill it, the next ones hear that it is full.
+    use std::io::{Read, Write};
+    let addr: SocketAddr = proc.addr.parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..167 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"PING\r\n").unwrap();
+        let mut pong = [0u8; 7];
+        s.read_exact(&mut pong).unwrap();
+        assert_eq!(&pong, b"+PONG\r\n");
+        held.push(s);
+    }
+    for _ in 0..20 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut said = String::new();
+        s.read_to_string(&mut said).unwrap();
+        assert_eq!(said, "-ERR max number of clients reached\r\n");
+    }
+    drop(held);
     proc.signal("TERM");
     assert!(proc.wait());
+}
+
+/// The server side of a connection as Linux shows it in /proc/net/tcp:
+/// its timer field (`02:<ticks>` is the keepalive timer), once it exists.
+async fn server_side_timer(server: SocketAddr, client: &TcpStream) -> String {
+    let hex = |a: SocketAddr| format!("0100007F:{:04X}", a.port());
+    let (local, remote) = (hex(server), hex(client.local_addr().unwrap()));
+    for _ in 0..500 {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let found = table.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1) == Some(&local.as_str()) && f.get(2) == Some(&remote.as_str()))
+                .then(|| f[5].to_string())
+        });
+        if let Some(timer) = found {
+            return timer;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the server's side of the connection is not in /proc/net/tcp");
+}
+
+/// `tcp_keepalive` (300 s by default) arms TCP keepalive on the server's
+/// side of every connection, so dead peers are found; 0 turns it off.
+#[tokio::test]
+async fn connections_keep_alive() {
+    let server = TestServer::manual().await;
+    let mut c = TcpStream::connect(server.addr).await.unwrap();
+    assert_eq!(ask(&mut c, b"PING\r\n", 7).await, b"+PONG\r\n");
+    let timer = server_side_timer(server.addr, &c).await;
+    let (kind, ticks) = timer.split_once(':').unwrap();
+    assert_eq!(kind, "02", "no keepalive timer: {timer}");
+    // Clock ticks (USER_HZ 100) left until the first probe: 300 s at most.
+    let left = u64::from_str_radix(ticks, 16).unwrap();
+    assert!((29_000..=30_000).contains(&left), "{timer}");
+    server.stop().await;
+    let off = TestServer::manual_with(Config {
+        tcp_keepalive_secs: 0,
+        ..Config::default()
+    })
+    .await;
+    let mut c = TcpStream::connect(off.addr).await.unwrap();
+    assert_eq!(ask(&mut c, b"PING\r\n", 7).await, b"+PONG\r\n");
+    assert!(server_side_timer(off.addr, &c).await.starts_with("00:"));
+    off.stop().await;
 }
