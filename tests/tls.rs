@@ -291,3 +291,45 @@ fn redis_cli_speaks_tls() {
         "redis-cli said: {said}"
     );
 }
+
+/// The binary: `kill -HUP` reads renewed certificate files; the open TLS
+/// connection goes on, new ones get the new certificate.
+#[tokio::test]
+async fn sighup_reloads_certificates_in_the_running_binary() {
+    let certs = Certs::new();
+    let tls_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = common::scratch_dir();
+    let s = |p: PathBuf| p.to_str().unwrap().to_string();
+    let proc = common::proc::Proc::start(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &s(certs.path("server.pem")),
+        "--tls-key-file",
+        &s(certs.path("server.key")),
+        "--tls-auth-clients",
+        "no",
+        "--data-dir",
+        &s(dir),
+    ]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    let mut open = client(&certs, addr, false)
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let renewed = Certs::new();
+    for f in ["server.pem", "server.key"] {
+        std::fs::copy(renewed.path(f), certs.path(f)).unwrap();
+    }
+    proc.signal("HUP");
+    proc.wait_log("TLS certificates reloaded");
+    let pong: String = redis::cmd("PING").query_async(&mut open).await.unwrap();
+    assert_eq!(pong, "PONG");
+    assert!(check_over(&client(&renewed, addr, false)).await.is_ok());
+    assert!(check_over(&client(&certs, addr, false)).await.is_err());
+    proc.signal("TERM");
+    assert!(proc.wait());
+}

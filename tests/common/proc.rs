@@ -59,7 +59,12 @@ impl Proc {
                 let status = child.wait();
                 panic!("tollgate did not start: {status:?}");
             };
-            if let Some(addr) = line.split("listening on ").nth(1) {
+            // TLS only (`--port 0` with `--tls-port`): its one listener.
+            let listening = line
+                .split("listening on ")
+                .nth(1)
+                .or_else(|| line.split("listening for TLS on ").nth(1));
+            if let Some(addr) = listening {
                 let addr = addr.trim().replace("0.0.0.0", "127.0.0.1");
                 return Proc {
                     child,
