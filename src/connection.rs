@@ -311,7 +311,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     let held = hold(pending, self).await;
                     batch_time.set(None);
                     match held {
-                        HoldEnd::Ready(reply) => reply,
+                        HoldEnd::Ready(reply) => {
+                            // Answered now: the idle time counts from here.
+                            let now = self.shared.engine.clock.now();
+                            let meta = &self.session.client;
+                            meta.last_active_ns
+                                .store(now, std::sync::atomic::Ordering::Relaxed);
+                            reply
+                        }
                         HoldEnd::ClientGone => {
                             flow = Flow::Stop;
                             break;

@@ -96,6 +96,10 @@ async fn idle_clients_are_closed_after_timeout() {
         .expect("the waiter was answered")
         .unwrap();
     assert_eq!(reply, b"*5\r\n");
+    // Its idle time counts from the answer, not from its request.
+    let mut rest = vec![0; 64];
+    let _ = tokio::time::timeout(Duration::from_millis(200), waiter.read(&mut rest)).await;
+    assert_eq!(ask(&mut waiter, b"PING\r\n", 7).await, b"+PONG\r\n");
     server.stop().await;
 }
 
