@@ -39,6 +39,14 @@ fn main() -> ExitCode {
         eprintln!("tollgate: {e}");
         return ExitCode::FAILURE;
     }
+    if config.snapshots {
+        for (path, bytes) in tollgate::snapshot::remove_orphans(&config.data_dir) {
+            tracing::warn!(
+                "removed {} ({bytes} bytes), left by a save that a crash cut short",
+                path.display()
+            );
+        }
+    }
     let shared = Shared::new(config, Arc::new(SystemClock));
     if shared.config.snapshots
         && let Err(e) = restore(&shared, cli.discard_bad_snapshot)

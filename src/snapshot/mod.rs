@@ -39,7 +39,7 @@ mod body;
 mod file;
 mod framing;
 
-pub use file::{Fault, load, move_aside, write_atomic, write_with_fault};
+pub use file::{Fault, load, move_aside, remove_orphans, write_atomic, write_with_fault};
 
 /// The snapshot's file name inside the data directory.
 pub const FILE_NAME: &str = "dump.tgs";
