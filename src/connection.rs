@@ -219,7 +219,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     fn account_input(&self) {
         let budget = self.shared.config.maxmemory_clients;
         let clients = &self.shared.clients;
-        if let Some(evicted) = clients.set_qbuf(&self.session.client, self.inbuf.len(), budget) {
+        // A transaction's queue counts as the input it came from.
+        let held = self.inbuf.len() + self.session.multi_bytes;
+        if let Some(evicted) = clients.set_qbuf(&self.session.client, held, budget) {
             tracing::warn!(
                 client = evicted.id,
                 addr = %evicted.addr,

@@ -181,3 +181,48 @@ fn the_config_file_holds_the_same_bounds() {
     let err = Config::from_toml(&toml).unwrap_err();
     assert!(err.contains("policy 'big' has more than 32 rules"), "{err}");
 }
+
+/// Finding (issue 11): the MULTI queue was unbounded and not counted: 2M
+/// queued commands took RSS to 865 MB. Queued commands count against the
+/// client's query buffer limit, as the input they came from did, and stop
+/// counting at EXEC, DISCARD or RESET.
+#[tokio::test]
+async fn a_transaction_queue_counts_against_the_query_buffer_limit() {
+    let server = TestServer::manual_with(Config {
+        max_query_buffer_bytes: 40_000,
+        ..Config::default()
+    })
+    .await;
+    // 100 commands of about 320 bytes each (their arguments and a handle
+    // for each) fit; DISCARD gives it all back,
+    // so the same again fits, and EXEC runs them.
+    let queue = |n: usize| {
+        let mut input = b"MULTI\r\n".to_vec();
+        for i in 0..n {
+            input.extend(request(&[
+                b"LIMIT.CHECK",
+                format!("key:{i:0>60}").as_bytes(),
+                b"gcra",
+                b"10",
+                b"1s",
+            ]));
+        }
+        input
+    };
+    let mut input = queue(100);
+    input.extend(b"DISCARD\r\n");
+    input.extend(queue(100));
+    input.extend(b"EXEC\r\n");
+    let said = String::from_utf8(raw(server.addr, &input).await).unwrap();
+    assert_eq!(said.matches("+QUEUED").count(), 200, "{said}");
+    assert!(said.contains("+QUEUED\r\n*100\r\n"), "the EXEC ran");
+    // 200 in one transaction pass the limit: the client is closed, as
+    // with any input past it.
+    let said = String::from_utf8(raw(server.addr, &queue(200)).await).unwrap();
+    assert!(
+        said.ends_with("-ERR Protocol error: query buffer limit exceeded\r\n"),
+        "{said}"
+    );
+    assert!(said.matches("+QUEUED").count() < 150);
+    server.stop().await;
+}

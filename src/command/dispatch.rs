@@ -9,6 +9,10 @@ use super::{Ctx, Outcome, lookup};
 use crate::error::{CmdError, printable};
 use crate::reply::Reply;
 
+/// What one queued argument costs beyond its bytes (its `Bytes` handle
+/// and the allocation's header).
+const QUEUED_ARG_OVERHEAD: usize = 48;
+
 /// The key a request will check, for the store to fetch into the cache
 /// ahead ([`crate::store::Store::prefetch`]): a check's first key, by the
 /// table. The connection asks this of every request of a pipelined batch
@@ -107,7 +111,14 @@ fn dispatch_inner(
     if let Some(queue) = ctx.session.multi.as_mut()
         && !spec.flags.contains(Flags::TX_CONTROL)
     {
-        // Queued commands outlive the request buffer: keep copies.
+        // Queued commands outlive the request buffer: keep copies, and
+        // count them as the input they were (a Bytes and its data each).
+        let held: usize = argv.iter().map(|a| a.len() + QUEUED_ARG_OVERHEAD).sum();
+        ctx.session.multi_bytes += held;
+        if ctx.session.multi_bytes > ctx.shared.config.max_query_buffer_bytes {
+            let err = "ERR Protocol error: query buffer limit exceeded";
+            return Ok(Outcome::Close(Reply::Error(err.into())));
+        }
         queue.push(argv.iter().map(|a| Bytes::copy_from_slice(a)).collect());
         return Ok(Reply::Simple("QUEUED").into());
     }

@@ -48,6 +48,9 @@ pub struct Session {
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command failed to queue: `EXEC` must abort.
     pub multi_dirty: bool,
+    /// What the queued commands hold: they count against the client's
+    /// query buffer limit, as the input they came from did.
+    pub multi_bytes: usize,
 }
 
 impl Session {
@@ -70,7 +73,16 @@ impl Session {
             acl_generation: 0,
             multi: None,
             multi_dirty: false,
+            multi_bytes: 0,
         }
+    }
+
+    /// Ends a transaction (`EXEC`, `DISCARD`, `RESET`): its queue, which is
+    /// no longer counted.
+    pub fn end_multi(&mut self) -> Option<Vec<Vec<Bytes>>> {
+        self.multi_bytes = 0;
+        self.multi_dirty = false;
+        self.multi.take()
     }
 }
 

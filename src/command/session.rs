@@ -115,8 +115,7 @@ pub fn quit(_ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
 /// `RESET`: back to a new connection's state.
 pub fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let s = &mut *ctx.session;
-    s.multi = None;
-    s.multi_dirty = false;
+    s.end_multi();
     s.protocol = 2;
     s.client.resp.store(2, Ordering::Relaxed);
     let default = ctx.shared.users.default_user();

@@ -18,7 +18,7 @@ pub fn multi(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
 
 /// `DISCARD`.
 pub fn discard(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    if ctx.session.multi.take().is_none() {
+    if ctx.session.end_multi().is_none() {
         return Err(CmdError::Line("ERR DISCARD without MULTI".into()));
     }
     ctx.session.multi_dirty = false;
@@ -27,10 +27,11 @@ pub fn discard(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> 
 
 /// `EXEC`: runs the queued commands in order; none of them waits.
 pub fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    let Some(queued) = ctx.session.multi.take() else {
+    let dirty = ctx.session.multi_dirty;
+    let Some(queued) = ctx.session.end_multi() else {
         return Err(CmdError::Line("ERR EXEC without MULTI".into()));
     };
-    if std::mem::take(&mut ctx.session.multi_dirty) {
+    if dirty {
         return Err(CmdError::Line(
             "EXECABORT Transaction discarded because of previous errors.".into(),
         ));
