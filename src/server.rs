@@ -20,8 +20,26 @@ use crate::throttle_log::Throttled;
 /// descriptors, ...) before it tries again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// How long connections get to finish once shutdown begins.
+/// The longest connections get to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// What the final snapshot is expected to take beyond the last one's time.
+const SAVE_MARGIN: Duration = Duration::from_millis(500);
+
+/// How long connections may take to finish at shutdown: what is left of
+/// `shutdown_timeout` once the final snapshot (timed as the last one, with
+/// half again and a margin) is reserved, and at most [`DRAIN_TIMEOUT`].
+/// A client that never reads its replies cannot push the shutdown past it.
+pub fn drain_budget(shared: &Shared) -> Duration {
+    let total = Duration::from_millis(shared.config.shutdown_timeout_ms);
+    let saving = shared.persistence.save_on_shutdown.load(Ordering::Relaxed);
+    let save = if saving {
+        let last = Duration::from_millis(shared.persistence.last_duration_ms());
+        last + last / 2 + SAVE_MARGIN
+    } else {
+        Duration::ZERO
+    };
+    total.saturating_sub(save).min(DRAIN_TIMEOUT)
+}
 
 /// Serves `listener` until `signal` completes or a client sends `SHUTDOWN`;
 /// then stops accepting, lets connections finish, stops the background
@@ -181,11 +199,16 @@ pub async fn serve(
     tracing::info!("shutting down");
     shared.begin_shutdown();
     drop(listeners);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+    let budget = drain_budget(&shared);
+    let drained = tokio::time::timeout(budget, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
+        tracing::warn!(
+            "shutdown: connections still open after {} ms closed, to keep within shutdown_timeout",
+            budget.as_millis()
+        );
         connections.shutdown().await;
     }
     workers.stop().await;

@@ -35,6 +35,7 @@ struct FileConfig {
     maxmemory_clients: Option<Spanned<String>>,
     protected_mode: Option<Spanned<bool>>,
     aclfile: Option<Spanned<PathBuf>>,
+    shutdown_timeout: Option<Spanned<String>>,
     tls_port: Option<Spanned<u16>>,
     tls_cert_file: Option<Spanned<PathBuf>>,
     tls_key_file: Option<Spanned<PathBuf>>,
@@ -156,6 +157,9 @@ pub(super) fn parse(text: &str) -> Result<Config, String> {
     c.protected_mode = file
         .protected_mode
         .map_or(c.protected_mode, Spanned::into_inner);
+    if let Some(s) = &file.shutdown_timeout {
+        c.shutdown_timeout_ms = duration_ms(&t, "shutdown_timeout", s)?;
+    }
     c.tls_port = file.tls_port.map_or(c.tls_port, Spanned::into_inner);
     let path = |p: Option<Spanned<PathBuf>>| {
         p.map(Spanned::into_inner)

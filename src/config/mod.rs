@@ -137,6 +137,9 @@ pub struct Config {
     pub maxmemory_clients: u64,
     /// With no password, serve only loopback clients.
     pub protected_mode: bool,
+    /// How long a shutdown may take in all (drain and final snapshot), in
+    /// milliseconds.
+    pub shutdown_timeout_ms: u64,
     /// The ACL users file, if any.
     pub aclfile: Option<PathBuf>,
     /// TLS port; 0: no TLS.
@@ -172,6 +175,7 @@ impl Default for Config {
             tcp_keepalive_secs: 300,
             maxmemory_clients: 1024 * 1024 * 1024,
             protected_mode: true,
+            shutdown_timeout_ms: 9_000,
             aclfile: None,
             tls_port: 0,
             tls_cert_file: None,
@@ -354,6 +358,10 @@ impl Config {
                 "protected_mode",
                 self.protected_mode != other.protected_mode,
             ),
+            (
+                "shutdown_timeout",
+                self.shutdown_timeout_ms != other.shutdown_timeout_ms,
+            ),
         ];
         differs
             .into_iter()
@@ -408,6 +416,10 @@ impl Config {
                 if self.protected_mode { "yes" } else { "no" }.into(),
             ),
             ("aclfile", shown(&self.aclfile)),
+            (
+                "shutdown-timeout",
+                self.shutdown_timeout_ms.div_ceil(1000).to_string(),
+            ),
             ("tls-port", self.tls_port.to_string()),
             ("tls-cert-file", shown(&self.tls_cert_file)),
             ("tls-key-file", shown(&self.tls_key_file)),

@@ -48,6 +48,11 @@ pub struct Status {
 }
 
 impl Persistence {
+    /// How long the last snapshot took to write, in milliseconds.
+    pub fn last_duration_ms(&self) -> u64 {
+        self.last_duration_ms.load(Ordering::Relaxed)
+    }
+
     pub fn new(path: PathBuf, started_secs: u64) -> Persistence {
         Persistence {
             path,
