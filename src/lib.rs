@@ -23,7 +23,8 @@
 //!   written and restored, and the data directory check at start
 //!   ([`persistence::status`]: the bookkeeping the state holds).
 //! - [`reply`], [`error`]: replies and errors before they become RESP;
-//!   [`text`]: client bytes made safe to quote; [`throttle_log`]: warnings
+//!   [`text`]: client bytes made safe to quote; [`striped`]: counters
+//!   many threads add to without sharing a cache line; [`throttle_log`]: warnings
 //!   a client can cause, logged at a bounded rate.
 //! - [`engine`]: what a check needs (store, policies, clock), the handle
 //!   every front end decides through.
@@ -50,6 +51,7 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod striped;
 pub mod text;
 pub mod throttle_log;
 pub mod tls;

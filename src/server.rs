@@ -103,7 +103,7 @@ pub async fn serve(
     if shared.config.snapshots {
         background.spawn(persistence::saver(
             shared.clone(),
-            Duration::from_millis(shared.config.snapshot_interval_ms.max(1)),
+            shared.config.save_points.clone(),
             shared.shutdown_signal(),
         ));
     } else {

@@ -150,7 +150,11 @@ async fn time_passing_while_down_counts() {
 async fn bgsave_and_periodic_snapshots_write_in_the_background() {
     let dir = scratch_dir();
     let config = Config {
-        snapshot_interval_ms: 50,
+        // Every 50 ms if anything changed (`snapshot_interval = "50ms"`).
+        save_points: vec![tollgate::config::SavePoint {
+            after_ms: 50,
+            changes: 1,
+        }],
         ..config_in(&dir)
     };
     let server = TestServer::manual_with(config).await;
@@ -223,8 +227,9 @@ async fn a_failing_disk_is_an_error_and_checks_go_on() {
         info.contains("rdb_last_bgsave_status:err") && info.contains("snapshot_failures:1"),
         "{info}"
     );
+    // Both checks are still unsaved (Redis's count; it was a 0/1 flag).
     assert!(
-        info.contains("rdb_changes_since_last_save:1"),
+        info.contains("rdb_changes_since_last_save:2"),
         "still dirty: {info}"
     );
     // The final snapshot fails too, and says so.
@@ -360,5 +365,46 @@ async fn prometheus_endpoint_serves_counters_histograms_and_health() {
         "{health}"
     );
     assert!(http_get(&addr, "/nope").await.starts_with("HTTP/1.1 404"));
+    server.stop().await;
+}
+
+/// Finding (issue 11): the whole keyspace was rewritten every 10 s if
+/// anything at all changed. Save points as Redis's `save`: a snapshot after
+/// N seconds only if at least M changes were made; INFO counts the changes
+/// since the last one.
+#[tokio::test]
+async fn save_points_wait_for_enough_changes() {
+    let dir = scratch_dir();
+    let config = Config {
+        // After 50 ms, but only once 3 changes are in.
+        save_points: vec![tollgate::config::SavePoint {
+            after_ms: 50,
+            changes: 3,
+        }],
+        ..config_in(&dir)
+    };
+    let server = TestServer::manual_with(config).await;
+    let path = server.shared.persistence.path.clone();
+    let mut c = server.conn().await;
+    check(&mut c, "LIMIT.CHECK a gcra 5 1h").await;
+    check(&mut c, "LIMIT.CHECK b gcra 5 1h").await;
+    // A dry run and a denial change nothing: still 2.
+    check(&mut c, "LIMIT.CHECK a gcra 5 1h DRYRUN").await;
+    let info = common::info(&mut c, "persistence").await;
+    assert!(info.contains("rdb_changes_since_last_save:2\r\n"), "{info}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!path.exists(), "2 changes are not enough");
+    check(&mut c, "LIMIT.CHECK c gcra 5 1h").await;
+    let mut written = false;
+    for _ in 0..500 {
+        if path.exists() {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(written, "the third change reached the save point");
+    let info = common::info(&mut c, "persistence").await;
+    assert!(info.contains("rdb_changes_since_last_save:0\r\n"), "{info}");
     server.stop().await;
 }

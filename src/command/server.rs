@@ -199,7 +199,7 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         let _ = write!(
             out,
             "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_error:{}\r\nsnapshot_failures:{}\r\nsnapshot_path:{}\r\naof_enabled:0\r\n\r\n",
-            u8::from(st.dirty),
+            st.changes,
             u8::from(st.in_progress),
             st.last_save,
             if st.last_ok { "ok" } else { "err" },

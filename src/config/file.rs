@@ -26,6 +26,7 @@ struct FileConfig {
     max_query_buffer_bytes: Option<Spanned<usize>>,
     sweep_interval: Option<Spanned<String>>,
     snapshot_interval: Option<Spanned<String>>,
+    save: Option<Spanned<String>>,
     snapshots: Option<Spanned<bool>>,
     metrics_addr: Option<Spanned<String>>,
     threads: Option<Spanned<usize>>,
@@ -133,8 +134,22 @@ pub(super) fn parse(text: &str) -> Result<Config, String> {
     if let Some(s) = &file.sweep_interval {
         c.sweep_interval_ms = duration_ms(&t, "sweep_interval", s)?;
     }
-    if let Some(s) = &file.snapshot_interval {
-        c.snapshot_interval_ms = duration_ms(&t, "snapshot_interval", s)?;
+    match (&file.snapshot_interval, &file.save) {
+        (Some(_), Some(s)) => {
+            return Err(t.error(s.span(), "use save or snapshot_interval, not both"));
+        }
+        // The older form: every interval if anything changed.
+        (Some(s), None) => {
+            c.save_points = vec![super::SavePoint {
+                after_ms: duration_ms(&t, "snapshot_interval", s)?,
+                changes: 1,
+            }];
+        }
+        (None, Some(s)) => {
+            c.save_points =
+                super::SavePoint::parse(s.get_ref()).map_err(|e| t.error(s.span(), e))?;
+        }
+        (None, None) => {}
     }
     c.snapshots = file.snapshots.map_or(c.snapshots, Spanned::into_inner);
     c.metrics_addr = take(file.metrics_addr).filter(|a| !a.is_empty());

@@ -102,6 +102,64 @@ impl AuthClients {
     }
 }
 
+/// A save point: a snapshot is written `after_ms` after the last one if
+/// at least `changes` changes were made since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavePoint {
+    pub after_ms: u64,
+    pub changes: u64,
+}
+
+impl SavePoint {
+    /// Redis's default, `save 3600 1 300 100 60 10000`: within an hour of
+    /// any change, five minutes of 100, a minute of 10,000.
+    pub fn redis_default() -> Vec<SavePoint> {
+        [(3600, 1), (300, 100), (60, 10_000)]
+            .map(|(secs, changes)| SavePoint {
+                after_ms: secs * 1000,
+                changes,
+            })
+            .to_vec()
+    }
+
+    /// Parses Redis's form: pairs of seconds and changes, `""` for none.
+    pub fn parse(text: &str) -> Result<Vec<SavePoint>, String> {
+        let bad = || {
+            format!(
+                "invalid save '{text}': expected pairs of seconds and changes, e.g. \"3600 1 300 100 60 10000\", or \"\" for none"
+            )
+        };
+        let numbers: Vec<u64> = text
+            .split_whitespace()
+            .map(|w| {
+                w.parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0 && n <= 366 * 86_400 * 1000)
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?;
+        if !numbers.len().is_multiple_of(2) {
+            return Err(bad());
+        }
+        Ok(numbers
+            .chunks(2)
+            .map(|p| SavePoint {
+                after_ms: p[0].saturating_mul(1000),
+                changes: p[1],
+            })
+            .collect())
+    }
+
+    /// Redis's form (seconds, rounded up).
+    pub fn show(points: &[SavePoint]) -> String {
+        let words: Vec<String> = points
+            .iter()
+            .map(|p| format!("{} {}", p.after_ms.div_ceil(1000), p.changes))
+            .collect();
+        words.join(" ")
+    }
+}
+
 /// What `CONFIG GET` shows for a secret that is set.
 pub const HIDDEN: &str = "(hidden)";
 
@@ -119,8 +177,9 @@ pub struct Config {
     pub max_query_buffer_bytes: usize,
     /// How often fresh states are swept from memory, in milliseconds.
     pub sweep_interval_ms: u64,
-    /// How often a snapshot is written if anything changed, in milliseconds.
-    pub snapshot_interval_ms: u64,
+    /// When a snapshot is written on its own (Redis's `save`): after this
+    /// many milliseconds if at least this many changes. Empty: never.
+    pub save_points: Vec<SavePoint>,
     /// Whether snapshots are restored at start and written periodically and
     /// on shutdown (`SAVE` and `BGSAVE` work either way).
     pub snapshots: bool,
@@ -166,7 +225,7 @@ impl Default for Config {
             max_arg_bytes: 1024 * 1024,
             max_query_buffer_bytes: 64 * 1024 * 1024,
             sweep_interval_ms: 1000,
-            snapshot_interval_ms: 10_000,
+            save_points: SavePoint::redis_default(),
             snapshots: true,
             metrics_addr: None,
             threads: None,
@@ -337,10 +396,7 @@ impl Config {
                 "sweep_interval",
                 self.sweep_interval_ms != other.sweep_interval_ms,
             ),
-            (
-                "snapshot_interval",
-                self.snapshot_interval_ms != other.snapshot_interval_ms,
-            ),
+            ("save", self.save_points != other.save_points),
             ("snapshots", self.snapshots != other.snapshots),
             ("metrics_addr", self.metrics_addr != other.metrics_addr),
             ("threads", self.threads != other.threads),
@@ -389,10 +445,6 @@ impl Config {
             ),
             ("sweep-interval", format!("{}ms", self.sweep_interval_ms)),
             (
-                "snapshot-interval",
-                format!("{}ms", self.snapshot_interval_ms),
-            ),
-            (
                 "metrics-addr",
                 self.metrics_addr.clone().unwrap_or_default(),
             ),
@@ -402,7 +454,7 @@ impl Config {
                 "save",
                 // Redis's `save ""`: no snapshot is written on its own.
                 if self.snapshots {
-                    format!("{} 1", self.snapshot_interval_ms.div_ceil(1000))
+                    SavePoint::show(&self.save_points)
                 } else {
                     String::new()
                 },

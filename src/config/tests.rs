@@ -140,7 +140,21 @@ fn snapshots_can_be_turned_off() {
             .1
     };
     assert!(Config::default().snapshots);
-    assert_eq!(save(&Config::default()), "10 1");
+    assert_eq!(save(&Config::default()), "3600 1 300 100 60 10000");
+    let every_10s = Config::from_toml("snapshot_interval = \"10s\"").unwrap();
+    assert_eq!(save(&every_10s), "10 1");
+    let custom = Config::from_toml("save = \"900 1 60 5\"").unwrap();
+    assert_eq!(save(&custom), "900 1 60 5");
+    let none = Config::from_toml("save = \"\"").unwrap();
+    assert!(none.save_points.is_empty() && none.snapshots);
+    for bad in [
+        "save = \"60\"",
+        "save = \"60 x\"",
+        "save = \"0 1\"",
+        "save = \"60 1\"\nsnapshot_interval = \"1s\"",
+    ] {
+        assert!(Config::from_toml(bad).is_err(), "{bad}");
+    }
     let off = Config::from_toml("snapshots = false").unwrap();
     assert!(!off.snapshots);
     assert_eq!(save(&off), "", "as Redis shows save \"\"");

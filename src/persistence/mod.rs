@@ -13,6 +13,8 @@ use tokio::sync::watch;
 use crate::snapshot::{self, Contents};
 use crate::state::Shared;
 
+use crate::config::SavePoint;
+
 pub mod status;
 
 pub use status::{Persistence, Status};
@@ -25,6 +27,7 @@ pub fn save_blocking(shared: &Shared) -> Result<(), String> {
     let started = Instant::now();
     // Clear the flags first: a change made while we copy marks them again.
     let store_changed = shared.engine.store.take_changed();
+    let changes = shared.engine.store.changes();
     let pending = p.pending.swap(false, Ordering::AcqRel);
     let now = shared.engine.clock.now();
     let bytes = snapshot::encode(&shared.engine.store, &shared.engine.policies.all(), now);
@@ -33,6 +36,7 @@ pub fn save_blocking(shared: &Shared) -> Result<(), String> {
         .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     match &result {
         Ok(()) => {
+            p.changes_at_save.store(changes, Ordering::Relaxed);
             p.last_save.store(now / 1_000_000_000, Ordering::Relaxed);
             p.last_ok.store(true, Ordering::Relaxed);
             *p.last_error.lock() = None;
@@ -44,8 +48,13 @@ pub fn save_blocking(shared: &Shared) -> Result<(), String> {
             );
         }
         Err(e) => {
-            if store_changed || pending {
+            // The store's changes stay counted (the count did not move
+            // on); a policy change not saved is marked again.
+            if pending {
                 p.pending.store(true, Ordering::Relaxed);
+            }
+            if store_changed {
+                shared.engine.store.mark_changed();
             }
             p.last_ok.store(false, Ordering::Relaxed);
             *p.last_error.lock() = Some(e.clone());
@@ -83,6 +92,12 @@ pub fn restore(shared: &Shared, contents: Contents) -> usize {
         }
     }
     shared.engine.store.take_changed();
+    // What was restored is what the snapshot holds: no change to save.
+    let restored_changes = shared.engine.store.changes();
+    shared
+        .persistence
+        .changes_at_save
+        .store(restored_changes, Ordering::Relaxed);
     restored
 }
 
@@ -145,21 +160,63 @@ pub fn load_into(shared: &Shared, discard_bad: bool) -> Result<Loaded, String> {
     }
 }
 
-/// Saves every `interval` when something changed, and on `BGSAVE`, until
-/// shutdown.
-pub async fn saver(shared: Arc<Shared>, interval: Duration, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(interval);
+/// After a failed save, the soonest the save points try again (Redis: 5 s).
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Whether a save point is reached: `elapsed` since the last snapshot and
+/// `changes` made since.
+pub fn save_point_reached(points: &[SavePoint], elapsed: Duration, changes: u64) -> bool {
+    changes > 0
+        && points
+            .iter()
+            .any(|p| elapsed >= Duration::from_millis(p.after_ms) && changes >= p.changes)
+}
+
+/// Writes a snapshot when a save point is reached (after N seconds if at
+/// least M changes, as Redis's `save`) and on `BGSAVE`, until shutdown. A
+/// failed save is tried again after [`RETRY_AFTER`] at the soonest.
+pub async fn saver(shared: Arc<Shared>, points: Vec<SavePoint>, mut stop: watch::Receiver<bool>) {
+    let shortest = points.iter().map(|p| p.after_ms).min().unwrap_or(1000);
+    let mut tick = tokio::time::interval(Duration::from_millis((shortest / 2).clamp(10, 1000)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut last_save = Instant::now();
+    let mut not_before = Instant::now();
     loop {
         let wanted = tokio::select! {
-            _ = tick.tick() => shared.persistence.status(&shared.engine.store).dirty,
+            _ = tick.tick() => {
+                let changes = shared.persistence.status(&shared.engine.store).changes;
+                Instant::now() >= not_before
+                    && save_point_reached(&points, last_save.elapsed(), changes)
+            }
             _ = shared.persistence.background_request.notified() => true,
             _ = stop.changed() => return,
         };
         if wanted {
-            // Errors are logged and shown in INFO; the next interval retries.
-            let _ = save(shared.clone()).await;
+            // Errors are logged and shown in INFO.
+            match save(shared.clone()).await {
+                Ok(()) => last_save = Instant::now(),
+                Err(_) => not_before = Instant::now() + RETRY_AFTER,
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_save_point_needs_both_its_time_and_its_changes() {
+        let points = crate::config::SavePoint::redis_default();
+        let secs = Duration::from_secs;
+        assert!(!save_point_reached(&points, secs(59), 1_000_000));
+        assert!(save_point_reached(&points, secs(60), 10_000));
+        assert!(!save_point_reached(&points, secs(299), 9_999));
+        assert!(save_point_reached(&points, secs(300), 100));
+        assert!(!save_point_reached(&points, secs(3599), 99));
+        assert!(save_point_reached(&points, secs(3600), 1));
+        assert!(!save_point_reached(&points, secs(100_000), 0));
+        assert!(!save_point_reached(&[], secs(100_000), 1_000_000));
     }
 }

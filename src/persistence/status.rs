@@ -28,6 +28,8 @@ pub struct Persistence {
     pub(super) saves: AtomicU64,
     pub(super) failures: AtomicU64,
     pub(super) last_duration_ms: AtomicU64,
+    /// The store's change count the last snapshot was taken at.
+    pub(super) changes_at_save: AtomicU64,
     /// Whether shutdown writes a final snapshot (`SHUTDOWN NOSAVE` clears it).
     pub save_on_shutdown: AtomicBool,
     /// Wakes the saver for a `BGSAVE`.
@@ -38,6 +40,8 @@ pub struct Persistence {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub dirty: bool,
+    /// Changes since the last snapshot (a policy change counts one).
+    pub changes: u64,
     pub in_progress: bool,
     pub last_save: u64,
     pub last_ok: bool,
@@ -65,6 +69,7 @@ impl Persistence {
             saves: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_duration_ms: AtomicU64::new(0),
+            changes_at_save: AtomicU64::new(0),
             save_on_shutdown: AtomicBool::new(true),
             background_request: Notify::new(),
         }
@@ -87,8 +92,13 @@ impl Persistence {
     /// What `INFO persistence` shows; `store` tells whether limiter states
     /// changed since the last snapshot.
     pub fn status(&self, store: &Store) -> Status {
+        let pending = u64::from(self.pending.load(Ordering::Relaxed));
+        let since = store
+            .changes()
+            .saturating_sub(self.changes_at_save.load(Ordering::Relaxed));
         Status {
-            dirty: store.has_changes() || self.pending.load(Ordering::Relaxed),
+            dirty: since + pending > 0,
+            changes: since + pending,
             in_progress: self.in_progress(),
             last_save: self.last_save(),
             last_ok: self.last_ok.load(Ordering::Relaxed),

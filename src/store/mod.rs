@@ -106,6 +106,8 @@ pub struct Store {
     hasher: foldhash::fast::RandomState,
     /// Set by every change that a snapshot should record.
     changed: AtomicBool,
+    /// Every change so far (save points count them).
+    changes: crate::striped::StripedCounter,
 }
 
 impl Default for Store {
@@ -128,6 +130,7 @@ impl Store {
             shards: (0..SHARDS).map(|_| PaddedShard::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
             changed: AtomicBool::new(false),
+            changes: Default::default(),
         }
     }
 
@@ -140,6 +143,7 @@ impl Store {
     }
     /// Notes a change for the next snapshot (a read first: cheap when set).
     fn touch(&self) {
+        self.changes.add(1);
         if !self.changed.load(Ordering::Relaxed) {
             self.changed.store(true, Ordering::Relaxed);
         }
@@ -148,6 +152,16 @@ impl Store {
     /// True if anything changed since the last call; clears the flag.
     pub fn take_changed(&self) -> bool {
         self.changed.swap(false, Ordering::AcqRel)
+    }
+
+    /// Marks the store changed again (a snapshot that took the flag failed).
+    pub fn mark_changed(&self) {
+        self.changed.store(true, Ordering::Relaxed);
+    }
+
+    /// How many changes were made so far (never goes back).
+    pub fn changes(&self) -> u64 {
+        self.changes.sum()
     }
 
     /// True if anything changed since the last [`Store::take_changed`].
