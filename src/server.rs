@@ -90,6 +90,15 @@ pub async fn serve(
         ),
         None => None,
     };
+    // Installed before the server says it listens: SIGHUP's default action
+    // would end the process.
+    #[cfg(unix)]
+    let hangup = {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup())
+            .map_err(|e| tracing::warn!("cannot listen for SIGHUP ({e}): policies will not reload"))
+            .ok()
+    };
     if let Some(Ok(addr)) = listeners.plain.as_ref().map(TcpListener::local_addr) {
         shared.set_port(addr.port());
         tracing::info!("tollgate listening on {addr}");
@@ -120,7 +129,13 @@ pub async fn serve(
         ));
     }
     #[cfg(unix)]
-    background.spawn(reload_on_hangup(shared.clone(), shared.shutdown_signal()));
+    if let Some(hangup) = hangup {
+        background.spawn(reload_on_hangup(
+            shared.clone(),
+            hangup,
+            shared.shutdown_signal(),
+        ));
+    }
     let workers = Workers::start(worker_count(&shared.config));
     let mut next_worker = 0usize;
     let (accept_log, denied_log) = (Throttled::default(), Throttled::default());
@@ -292,12 +307,11 @@ pub fn reload_tls(shared: &Shared) {
 /// Reloads the config file's policies and the TLS certificates on SIGHUP,
 /// until shutdown.
 #[cfg(unix)]
-async fn reload_on_hangup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP: policies will not reload");
-        return;
-    };
+async fn reload_on_hangup(
+    shared: Arc<Shared>,
+    mut hangup: tokio::signal::unix::Signal,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = hangup.recv() => {

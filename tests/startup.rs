@@ -235,3 +235,20 @@ fn orphaned_temporary_snapshots_are_removed_at_start() {
         .collect();
     assert_eq!(names, ["dump.tgs"]);
 }
+
+/// A signal that comes right after the start-up line is handled, not
+/// fatal: SIGHUP (whose default action ends a process) reloads, SIGTERM
+/// still writes the final snapshot and exits 0. (Found by the orphan test
+/// above, which signals at once: the handlers used to be installed after
+/// the server said it listened.)
+#[test]
+fn signals_right_after_start_are_handled() {
+    for _ in 0..5 {
+        let dir = scratch_dir();
+        let s = Proc::start(&["--data-dir", &path(&dir)]);
+        s.signal("HUP");
+        s.signal("TERM");
+        assert!(s.wait(), "exit 0");
+        assert!(dir.join("dump.tgs").exists(), "the final snapshot");
+    }
+}
