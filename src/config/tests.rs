@@ -185,3 +185,20 @@ fn flags_override_the_file() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// PROTOCOL.md's CONFIG entry names every setting CONFIG GET shows.
+#[test]
+fn the_protocol_names_every_visible_setting() {
+    let doc: String = include_str!("../../docs/PROTOCOL.md")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let entry = doc.split("### `CONFIG`").nth(1).unwrap();
+    let entry = entry.split("###").next().unwrap();
+    for (name, _) in Config::default().visible_settings() {
+        assert!(
+            entry.contains(&format!("`{name}`")),
+            "{name} is not in PROTOCOL.md's CONFIG entry"
+        );
+    }
+}
