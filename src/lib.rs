@@ -30,7 +30,8 @@
 //!   every front end decides through.
 //! - [`state`]: what every connection shares (the engine and the services
 //!   around it); it imports none of the layers above it.
-//! - [`server`], [`config`], [`clients`], [`metrics`]: the process around them.
+//! - [`server`], [`config`], [`clients`], [`metrics`]: the process around them;
+//!   [`memory`]: RSS and the allocator's figures.
 
 pub mod acl;
 pub mod clients;
@@ -42,6 +43,7 @@ pub mod engine;
 pub mod error;
 pub mod frame;
 pub mod limiter;
+pub mod memory;
 pub mod metrics;
 pub mod persistence;
 pub mod policy;

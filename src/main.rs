@@ -10,7 +10,16 @@ use tollgate::config::{Cli, Config};
 use tollgate::persistence;
 use tollgate::server::{self, Shared};
 
+/// jemalloc, as Redis uses: it gives memory back to the system as states
+/// come and go, where the system allocator kept what sliding logs and
+/// snapshot buffers once used (`--no-default-features` builds without it).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
+    #[cfg(feature = "jemalloc")]
+    tollgate::memory::using_jemalloc();
     let cli = Cli::parse();
     let config = match Config::load(&cli) {
         Ok(c) => c,

@@ -252,3 +252,28 @@ fn signals_right_after_start_are_handled() {
         assert!(dir.join("dump.tgs").exists(), "the final snapshot");
     }
 }
+
+/// The binary runs on jemalloc (as Redis) and INFO memory shows its
+/// figures in Redis's names.
+#[test]
+fn info_memory_shows_the_allocator() {
+    let dir = scratch_dir();
+    let s = Proc::start(&["--data-dir", &path(&dir)]);
+    let mut c = s.conn();
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut c).unwrap();
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} missing: {info}"))
+            .to_string()
+    };
+    assert_eq!(field("mem_allocator"), "jemalloc");
+    let used: u64 = field("used_memory").parse().unwrap();
+    let rss: u64 = field("used_memory_rss").parse().unwrap();
+    assert!(used > 0 && rss > used, "used {used}, rss {rss}");
+    let ratio: f64 = field("mem_fragmentation_ratio").parse().unwrap();
+    assert!((ratio - rss as f64 / used as f64).abs() < 0.5, "{ratio}");
+    assert!(field("allocator_resident").parse::<u64>().unwrap() >= used);
+    s.signal("TERM");
+    assert!(s.wait());
+}

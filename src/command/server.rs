@@ -140,14 +140,6 @@ pub fn config_help(_ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<Outcome, CmdEr
     Ok(Reply::help(CONFIG_HELP).into())
 }
 
-/// Resident memory of this process in bytes, from /proc (0 where unknown).
-pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
 /// `INFO [section ...]`.
 pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let shared = ctx.shared;
@@ -187,10 +179,16 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         );
     }
     if show("memory") {
-        let rss = rss_bytes();
+        let m = crate::memory::now();
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nlimiter_states:{}\r\n\r\n",
+            "# Memory\r\nused_memory:{}\r\nused_memory_rss:{}\r\nmem_fragmentation_ratio:{:.2}\r\nallocator_active:{}\r\nallocator_resident:{}\r\nmem_allocator:{}\r\nlimiter_states:{}\r\n\r\n",
+            m.used,
+            m.rss,
+            m.fragmentation(),
+            m.allocator_active,
+            m.allocator_resident,
+            m.allocator,
             shared.engine.store.len(),
         );
     }

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""A soak: a keyspace that keeps changing over every algorithm (short
+windows, so states are created, grow and are swept all the time; heavy
+sliding logs on a few hot keys), for a bounded time, while the server's
+RSS, its allocator's figures (INFO memory) and its live states are sampled.
+It shows whether memory follows the live keyspace or ratchets up.
+
+    bench/soak.py --bin target/release/tollgate --seconds 600
+
+Starts its own server (one connection thread) on a free port; needs
+redis-benchmark (redis-tools). Not part of `cargo test`.
+"""
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+LOADS = [
+    # (random keys, command): churning states on every algorithm, each on
+    # its own keys (one key holds one algorithm's state) ...
+    (300000, "LIMIT.CHECK tb:__rand_int__ token_bucket 10 30s"),
+    (300000, "LIMIT.CHECK gc:__rand_int__ gcra 10 30s"),
+    (300000, "LIMIT.CHECK fw:__rand_int__ fixed_window 10 30s"),
+    (300000, "LIMIT.CHECK sw:__rand_int__ sliding_window 10 30s BUCKETS 10"),
+    (300000, "LIMIT.CHECK sl:__rand_int__ sliding_log 10 30s"),
+    # ... and hot keys whose sliding logs grow, then expire.
+    (2000, "LIMIT.CHECK hot:__rand_int__ sliding_log 2000 10s"),
+]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def ask(port, *words):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    out = b"*%d\r\n" % len(words)
+    for w in words:
+        w = w.encode()
+        out += b"$%d\r\n%s\r\n" % (len(w), w)
+    s.sendall(out)
+    data = b""
+    while True:
+        chunk = s.recv(1 << 16)
+        data += chunk
+        if not chunk or data.endswith(b"\r\n") and (data[:1] != b"$" or data.count(b"\r\n") >= 2):
+            break
+    s.close()
+    return data.decode(errors="replace")
+
+
+def field(info, name):
+    for line in info.splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/release/tollgate")
+    ap.add_argument("--seconds", type=int, default=600)
+    ap.add_argument("--every", type=int, default=15)
+    a = ap.parse_args()
+    port = free_port()
+    data = tempfile.mkdtemp()
+    env = dict(os.environ, TOKIO_WORKER_THREADS="1")
+    server = subprocess.Popen(
+        [a.bin, "--port", str(port), "--data-dir", data, "--log-level", "warn"],
+        env=env)
+    for _ in range(100):
+        try:
+            ask(port, "PING")
+            break
+        except OSError:
+            time.sleep(0.1)
+    end = time.time() + a.seconds
+    loads = []
+
+    def start_loads():
+        for keys, cmd in LOADS:
+            loads.append(subprocess.Popen(
+                ["redis-benchmark", "-p", str(port), "-c", "4", "-P", "8", "-r", str(keys),
+                 "-n", "100000000", "-q", *cmd.split()],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    start_loads()
+    print(f"{'t (s)':>6} {'states':>9} {'used MB':>9} {'RSS MB':>8} {'RSS/state B':>12} {'frag':>6}")
+    started = time.time()
+    peak = 0.0
+    rows = []
+    while time.time() < end:
+        time.sleep(a.every)
+        info = ask(port, "INFO", "memory")
+        states = int(ask(port, "DBSIZE").strip().lstrip(":") or 0)
+        used = int(field(info, "used_memory")) / (1 << 20)
+        rss = rss_mb(server.pid)
+        peak = max(peak, rss)
+        per = rss * (1 << 20) / states if states else 0
+        rows.append((time.time() - started, states, used, rss))
+        print(f"{time.time() - started:6.0f} {states:9d} {used:9.1f} {rss:8.1f} {per:12.0f} {field(info, 'mem_fragmentation_ratio'):>6}")
+    for p in loads:
+        p.terminate()
+    time.sleep(45)  # the windows pass; the sweep drops the states
+    info = ask(port, "INFO", "memory")
+    states = int(ask(port, "DBSIZE").strip().lstrip(":") or 0)
+    print(f"after the load stopped: {states} states, used {int(field(info, 'used_memory')) / (1 << 20):.1f} MB, "
+          f"RSS {rss_mb(server.pid):.1f} MB (peak {peak:.1f} MB), allocator {field(info, 'mem_allocator')}")
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
