@@ -2,6 +2,8 @@
 //! redis-protocol crate): on every input they take the same requests off
 //! the buffer, leave the same bytes, and fail with the same error.
 
+mod common;
+
 use bytes::BytesMut;
 use proptest::prelude::*;
 use tollgate::frame::{Frame, Limits, Reader, next_request, reference_request};
@@ -84,13 +86,8 @@ fn agree(input: &[u8], max_arg: usize) -> Result<(), TestCaseError> {
 
 /// A well-formed request of these arguments.
 fn encode(args: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    common::request(&args)
 }
 
 /// Pipelines of well-formed requests, then damaged: bytes overwritten with

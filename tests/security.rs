@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestServer, raw};
+use common::{TestServer, raw, request};
 use tollgate::config::Config;
 
 fn with_password() -> Config {
@@ -12,17 +12,6 @@ fn with_password() -> Config {
         requirepass: Some("pw".into()),
         ..Config::default()
     }
-}
-
-/// A request in RESP, as clients send it.
-fn request(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 /// Finding: a client that never authenticates could make the server buffer
