@@ -30,7 +30,8 @@
 //!   every front end decides through.
 //! - [`state`]: what every connection shares (the engine and the services
 //!   around it); it imports none of the layers above it.
-//! - [`server`], [`config`], [`clients`], [`metrics`]: the process around them;
+//! - [`server`], [`config`], [`clients`], [`metrics`]: the process around them
+//!   ([`reload`]: what SIGHUP re-reads);
 //!   [`memory`]: RSS and the allocator's figures.
 
 pub mod acl;
@@ -47,6 +48,7 @@ pub mod memory;
 pub mod metrics;
 pub mod persistence;
 pub mod policy;
+pub mod reload;
 pub mod reply;
 pub mod resp;
 pub mod server;

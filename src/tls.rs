@@ -2,7 +2,7 @@
 //! read from the configured files at start and again on SIGHUP. New
 //! connections take whatever is current; open ones keep theirs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -12,16 +12,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
+pub use crate::config::TlsFiles;
 use crate::config::{AuthClients, Config};
-
-/// The files TLS is configured from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub ca: Option<PathBuf>,
-    pub auth_clients: AuthClients,
-}
 
 /// The TLS settings connections are accepted with, if TLS is on.
 #[derive(Default)]

@@ -3,162 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
-
 use crate::policy::Policy;
 
+mod cli;
 mod file;
+mod values;
 
-/// The command line. Every flag can also come from the environment
-/// (`TOLLGATE_PORT`, ...).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
-#[command(
-    name = "tollgate",
-    version,
-    about = "A rate-limiter server that speaks the Redis protocol"
-)]
-pub struct Cli {
-    /// Config file (TOML); see config/tollgate.toml for every key.
-    #[arg(long, env = "TOLLGATE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1].
-    #[arg(long, env = "TOLLGATE_BIND")]
-    pub bind: Option<String>,
-    /// Port to listen on [default: 6379]; 0 picks a free one.
-    #[arg(long, env = "TOLLGATE_PORT")]
-    pub port: Option<u16>,
-    /// Directory for the snapshot [default: ./data].
-    #[arg(long, env = "TOLLGATE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Log level: error, warn, info, debug or trace [default: info]; RUST_LOG overrides.
-    #[arg(long, env = "TOLLGATE_LOG_LEVEL")]
-    pub log_level: Option<String>,
-    /// Password clients must give with AUTH [default: none].
-    #[arg(long, env = "TOLLGATE_REQUIREPASS", hide_env_values = true)]
-    pub requirepass: Option<String>,
-    /// Connection threads [default: one per core].
-    #[arg(long, env = "TOLLGATE_THREADS")]
-    pub threads: Option<usize>,
-    /// Serve Prometheus metrics and /healthz on this address (e.g. 127.0.0.1:9121) [default: off].
-    #[arg(long, env = "TOLLGATE_METRICS_ADDR")]
-    pub metrics_addr: Option<String>,
-    /// ACL users file (Redis's aclfile format) [default: none].
-    #[arg(long, env = "TOLLGATE_ACLFILE")]
-    pub aclfile: Option<PathBuf>,
-    /// Port to serve TLS on [default: 0, off]; with it, --port 0 means TLS only.
-    #[arg(long, env = "TOLLGATE_TLS_PORT")]
-    pub tls_port: Option<u16>,
-    /// The server's certificate chain (PEM).
-    #[arg(long, env = "TOLLGATE_TLS_CERT_FILE")]
-    pub tls_cert_file: Option<PathBuf>,
-    /// The server's private key (PEM).
-    #[arg(long, env = "TOLLGATE_TLS_KEY_FILE")]
-    pub tls_key_file: Option<PathBuf>,
-    /// CA certificates client certificates must chain to (PEM).
-    #[arg(long, env = "TOLLGATE_TLS_CA_CERT_FILE")]
-    pub tls_ca_cert_file: Option<PathBuf>,
-    /// Client certificates: yes (required), optional or no [default: yes].
-    #[arg(long, env = "TOLLGATE_TLS_AUTH_CLIENTS")]
-    pub tls_auth_clients: Option<String>,
-    /// Serve clients from other hosts without a password: yes or no [default: yes, loopback only].
-    #[arg(long, env = "TOLLGATE_PROTECTED_MODE", value_parser = parse_yes_no)]
-    pub protected_mode: Option<bool>,
-    /// If the snapshot cannot be loaded, move it aside (dump.tgs.bad-TIME) and start empty
-    /// instead of refusing to start.
-    #[arg(long)]
-    pub discard_bad_snapshot: bool,
-    /// Check that a server answers PING on --bind/--port, then exit 0 (healthy) or 1.
-    #[arg(long)]
-    pub healthcheck: bool,
-}
-
-/// Whether TLS clients must show a certificate (Redis's `tls-auth-clients`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AuthClients {
-    No,
-    Optional,
-    #[default]
-    Yes,
-}
-
-impl AuthClients {
-    pub fn parse(text: &str) -> Result<AuthClients, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "yes" => Ok(AuthClients::Yes),
-            "optional" => Ok(AuthClients::Optional),
-            "no" => Ok(AuthClients::No),
-            _ => Err(format!(
-                "invalid tls_auth_clients '{text}': expected yes, optional or no"
-            )),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AuthClients::No => "no",
-            AuthClients::Optional => "optional",
-            AuthClients::Yes => "yes",
-        }
-    }
-}
-
-/// A save point: a snapshot is written `after_ms` after the last one if
-/// at least `changes` changes were made since.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SavePoint {
-    pub after_ms: u64,
-    pub changes: u64,
-}
-
-impl SavePoint {
-    /// Redis's default, `save 3600 1 300 100 60 10000`: within an hour of
-    /// any change, five minutes of 100, a minute of 10,000.
-    pub fn redis_default() -> Vec<SavePoint> {
-        [(3600, 1), (300, 100), (60, 10_000)]
-            .map(|(secs, changes)| SavePoint {
-                after_ms: secs * 1000,
-                changes,
-            })
-            .to_vec()
-    }
-
-    /// Parses Redis's form: pairs of seconds and changes, `""` for none.
-    pub fn parse(text: &str) -> Result<Vec<SavePoint>, String> {
-        let bad = || {
-            format!(
-                "invalid save '{text}': expected pairs of seconds and changes, e.g. \"3600 1 300 100 60 10000\", or \"\" for none"
-            )
-        };
-        let numbers: Vec<u64> = text
-            .split_whitespace()
-            .map(|w| {
-                w.parse::<u64>()
-                    .ok()
-                    .filter(|&n| n > 0 && n <= 366 * 86_400 * 1000)
-            })
-            .collect::<Option<_>>()
-            .ok_or_else(bad)?;
-        if !numbers.len().is_multiple_of(2) {
-            return Err(bad());
-        }
-        Ok(numbers
-            .chunks(2)
-            .map(|p| SavePoint {
-                after_ms: p[0].saturating_mul(1000),
-                changes: p[1],
-            })
-            .collect())
-    }
-
-    /// Redis's form (seconds, rounded up).
-    pub fn show(points: &[SavePoint]) -> String {
-        let words: Vec<String> = points
-            .iter()
-            .map(|p| format!("{} {}", p.after_ms.div_ceil(1000), p.changes))
-            .collect();
-        words.join(" ")
-    }
-}
+pub use cli::Cli;
+pub use values::{AuthClients, SavePoint, TlsFiles, parse_bytes};
 
 /// What `CONFIG GET` shows for a secret that is set.
 pub const HIDDEN: &str = "(hidden)";
@@ -323,11 +175,11 @@ impl Config {
     }
 
     /// The TLS files, if TLS is on.
-    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+    pub fn tls_files(&self) -> Option<TlsFiles> {
         if self.tls_port == 0 {
             return None;
         }
-        Some(crate::tls::TlsFiles {
+        Some(TlsFiles {
             cert: self.tls_cert_file.clone()?,
             key: self.tls_key_file.clone()?,
             ca: self.tls_ca_cert_file.clone(),
@@ -491,44 +343,6 @@ fn shown(path: &Option<PathBuf>) -> String {
     path.as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default()
-}
-
-/// `yes` or `no` (any case), as Redis's boolean settings.
-fn parse_yes_no(text: &str) -> Result<bool, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "yes" => Ok(true),
-        "no" => Ok(false),
-        _ => Err(format!("expected yes or no, not '{text}'")),
-    }
-}
-
-/// A size in bytes with Redis's suffixes: `k` (1000), `kb` (1024), `m`,
-/// `mb`, `g`, `gb`, any case; a bare number is bytes.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let split = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
-    let (digits, unit) = lower.split_at(split);
-    let scale: u64 = match unit {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => {
-            return Err(format!(
-                "invalid size '{text}': expected bytes with an optional k, kb, m, mb, g or gb suffix"
-            ));
-        }
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| format!("invalid size '{text}': expected bytes with an optional k, kb, m, mb, g or gb suffix"))
 }
 
 /// A log level name, lower-cased.

@@ -1,0 +1,71 @@
+//! The command line: every flag, each also read from a `TOLLGATE_*`
+//! environment variable.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use super::values::parse_yes_no;
+
+/// The command line. Every flag can also come from the environment
+/// (`TOLLGATE_PORT`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "A rate-limiter server that speaks the Redis protocol"
+)]
+pub struct Cli {
+    /// Config file (TOML); see config/tollgate.toml for every key.
+    #[arg(long, env = "TOLLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "TOLLGATE_BIND")]
+    pub bind: Option<String>,
+    /// Port to listen on [default: 6379]; 0 picks a free one.
+    #[arg(long, env = "TOLLGATE_PORT")]
+    pub port: Option<u16>,
+    /// Directory for the snapshot [default: ./data].
+    #[arg(long, env = "TOLLGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log level: error, warn, info, debug or trace [default: info]; RUST_LOG overrides.
+    #[arg(long, env = "TOLLGATE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Password clients must give with AUTH [default: none].
+    #[arg(long, env = "TOLLGATE_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+    /// Connection threads [default: one per core].
+    #[arg(long, env = "TOLLGATE_THREADS")]
+    pub threads: Option<usize>,
+    /// Serve Prometheus metrics and /healthz on this address (e.g. 127.0.0.1:9121) [default: off].
+    #[arg(long, env = "TOLLGATE_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    /// ACL users file (Redis's aclfile format) [default: none].
+    #[arg(long, env = "TOLLGATE_ACLFILE")]
+    pub aclfile: Option<PathBuf>,
+    /// Port to serve TLS on [default: 0, off]; with it, --port 0 means TLS only.
+    #[arg(long, env = "TOLLGATE_TLS_PORT")]
+    pub tls_port: Option<u16>,
+    /// The server's certificate chain (PEM).
+    #[arg(long, env = "TOLLGATE_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long, env = "TOLLGATE_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates client certificates must chain to (PEM).
+    #[arg(long, env = "TOLLGATE_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Client certificates: yes (required), optional or no [default: yes].
+    #[arg(long, env = "TOLLGATE_TLS_AUTH_CLIENTS")]
+    pub tls_auth_clients: Option<String>,
+    /// Serve clients from other hosts without a password: yes or no [default: yes, loopback only].
+    #[arg(long, env = "TOLLGATE_PROTECTED_MODE", value_parser = parse_yes_no)]
+    pub protected_mode: Option<bool>,
+    /// If the snapshot cannot be loaded, move it aside (dump.tgs.bad-TIME) and start empty
+    /// instead of refusing to start.
+    #[arg(long)]
+    pub discard_bad_snapshot: bool,
+    /// Check that a server answers PING on --bind/--port, then exit 0 (healthy) or 1.
+    #[arg(long)]
+    pub healthcheck: bool,
+}
