@@ -164,15 +164,7 @@ async fn bgsave_and_periodic_snapshots_write_in_the_background() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!path.exists());
     check(&mut c, "LIMIT.CHECK k gcra 1 1h").await;
-    let mut written = false;
-    for _ in 0..500 {
-        if path.exists() {
-            written = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(written, "the periodic snapshot appeared");
+    assert!(appears(&path).await, "the periodic snapshot appeared");
     let info = common::info(&mut c, "persistence").await;
     assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
     server.stop().await;
@@ -185,12 +177,7 @@ async fn bgsave_and_periodic_snapshots_write_in_the_background() {
         run(&mut c, &["BGSAVE"]).await.unwrap(),
         Value::SimpleString("Background saving started".into())
     );
-    for _ in 0..500 {
-        if path.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    appears(&path).await;
     assert_eq!(
         tollgate::snapshot::load(&path)
             .unwrap()
@@ -395,16 +382,22 @@ async fn save_points_wait_for_enough_changes() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(!path.exists(), "2 changes are not enough");
     check(&mut c, "LIMIT.CHECK c gcra 5 1h").await;
-    let mut written = false;
-    for _ in 0..500 {
-        if path.exists() {
-            written = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(written, "the third change reached the save point");
+    assert!(
+        appears(&path).await,
+        "the third change reached the save point"
+    );
     let info = common::info(&mut c, "persistence").await;
     assert!(info.contains("rdb_changes_since_last_save:0\r\n"), "{info}");
     server.stop().await;
+}
+
+/// Whether the file at `path` appears within 5 seconds.
+async fn appears(path: &std::path::Path) -> bool {
+    for _ in 0..500 {
+        if path.exists() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }

@@ -76,7 +76,9 @@ fn hex(d: &Digest32) -> String {
 }
 
 fn from_hex(text: &str) -> Option<Digest32> {
-    if text.len() != 64 || !text.is_ascii() {
+    // As Redis: exactly 64 lower-case hex digits.
+    let lower_hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+    if text.len() != 64 || !text.bytes().all(lower_hex) {
         return None;
     }
     let mut out = [0u8; 32];

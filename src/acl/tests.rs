@@ -87,6 +87,11 @@ fn passwords_are_kept_only_as_digests() {
     u.apply_all(&["off"], &c).unwrap();
     assert!(!u.accepts(b"secret"));
     assert!(u.apply_all(&["#abc"], &c).is_err());
+    let upper = format!("#{}", hex.to_uppercase());
+    assert!(
+        u.apply_all(&[upper.as_str()], &c).is_err(),
+        "upper case is refused, as Redis"
+    );
 }
 
 #[test]
