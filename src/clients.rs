@@ -192,17 +192,22 @@ impl Clients {
         if budget == 0 || (total as u64) <= budget {
             return None;
         }
-        let biggest = self
-            .lock()
+        // Chosen and killed under the lock: two clients passing the budget
+        // at once evict two clients, never the same one twice.
+        let by_id = self.lock();
+        let biggest = by_id
             .values()
             .filter(|c| !c.no_evict.load(Ordering::Relaxed) && !c.is_killed() && c.qbuf() > 0)
             .max_by_key(|c| c.qbuf())
             .cloned()?;
+        // Counted before the kill, so that whoever sees the client closed
+        // also sees the eviction counted.
+        self.evicted.fetch_add(1, Ordering::Relaxed);
         biggest.kill();
+        drop(by_id);
         // Its input is dropped with it: give its share back now.
         let held = biggest.qbuf.swap(0, Ordering::Relaxed);
         self.qbuf_total.fetch_sub(held, Ordering::Relaxed);
-        self.evicted.fetch_add(1, Ordering::Relaxed);
         Some(biggest)
     }
 

@@ -9,20 +9,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::proc::Proc;
-use common::{START_NS, TestServer, raw};
+use common::{START_NS, TestServer, raw, until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tollgate::config::Config;
 
 const SECOND: u64 = 1_000_000_000;
-
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
 
 /// Sends `input` and reads what comes back until `expected` bytes have.
 async fn ask(s: &mut TcpStream, input: &[u8], expected: usize) -> Vec<u8> {
@@ -191,10 +183,10 @@ async fn the_client_holding_the_most_input_is_evicted() {
     );
     guarded.write_all(&part(90_000)).await.unwrap();
     assert!(closed(&mut small).await);
-    assert_eq!(
-        clients.evicted.load(std::sync::atomic::Ordering::Relaxed),
-        2
-    );
+    until("the second eviction is counted", || {
+        clients.evicted.load(std::sync::atomic::Ordering::Relaxed) == 2
+    })
+    .await;
     let said = String::from_utf8(raw(server.addr, b"INFO stats\r\n").await).unwrap();
     assert!(said.contains("evicted_clients:2\r\n"), "{said}");
     server.stop().await;

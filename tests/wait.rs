@@ -8,20 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{START_NS, TestServer, check, error_line};
+use common::{START_NS, TestServer, check, error_line, until};
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
 const MS: u64 = 1_000_000;
-
-/// Waits (real time, up to 10 s) until `f` holds: the server has caught up.
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
 
 /// A check on its own connection, answered whenever the server answers.
 fn spawn_check(server: &TestServer, cmd: &'static str) -> JoinHandle<Vec<i64>> {

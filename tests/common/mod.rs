@@ -251,3 +251,12 @@ pub fn request(args: &[&[u8]]) -> Vec<u8> {
     }
     out
 }
+
+/// Waits (real time, up to 10 s) until `f` holds: the server has caught up.
+pub async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
