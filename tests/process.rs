@@ -76,7 +76,9 @@ fn bad_snapshots_are_refused_clearly_and_kept() {
     let data = dir_arg(&dir);
     let p = Proc::start(&["--data-dir", &data]);
     let mut c = p.conn();
-    let _: Vec<i64> = cmd(&mut c, "LIMIT.CHECK k gcra 5 1h");
+    for i in 0..20 {
+        let _: Vec<i64> = cmd(&mut c, &format!("LIMIT.CHECK k{i} gcra 5 1h"));
+    }
     let _: String = cmd(&mut c, "SAVE");
     p.signal("TERM");
     assert!(p.wait());
@@ -84,11 +86,16 @@ fn bad_snapshots_are_refused_clearly_and_kept() {
 
     let mut flipped = good.clone();
     flipped[good.len() / 2] ^= 0x01;
+    // In the last entry: the states before it are read (and stored) before
+    // the damage shows, and must go again.
+    let mut flipped_late = good.clone();
+    flipped_late[good.len() - 6] ^= 0x01;
     let mut future = good.clone();
     future[8..12].copy_from_slice(&9u32.to_le_bytes());
-    let cases: [(&str, Vec<u8>, &str); 3] = [
+    let cases: [(&str, Vec<u8>, &str); 4] = [
         ("truncated", good[..good.len() - 5].to_vec(), "truncated"),
         ("flipped byte", flipped, "checksum mismatch"),
+        ("flipped late", flipped_late, "checksum mismatch"),
         (
             "future version",
             future,

@@ -1,7 +1,8 @@
-//! When snapshots are taken and what the server remembers about them:
-//! every `snapshot_interval` if anything changed, on `SAVE`, `BGSAVE`,
-//! and at shutdown. Encoding copies the keyspace shard by shard; encoding
-//! and writing run on a blocking thread, so the server keeps answering.
+//! When snapshots are taken and what the server remembers about them: at
+//! the save points (`save`: after N seconds if at least M changes), on
+//! `SAVE`, `BGSAVE`, and at shutdown. A save streams the keyspace to disk a
+//! slice of states at a time (see [`crate::snapshot`]) on a blocking
+//! thread, so the server keeps answering.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::snapshot::{self, Contents};
+use crate::snapshot;
 use crate::state::Shared;
 
 use crate::config::SavePoint;
@@ -30,19 +31,26 @@ pub fn save_blocking(shared: &Shared) -> Result<(), String> {
     let changes = shared.engine.store.changes();
     let pending = p.pending.swap(false, Ordering::AcqRel);
     let now = shared.engine.clock.now();
-    let bytes = snapshot::encode(&shared.engine.store, &shared.engine.policies.all(), now);
-    let result = snapshot::write_atomic(&p.path, &bytes).map_err(|e| e.to_string());
+    let result = snapshot::save(
+        &p.path,
+        &shared.engine.store,
+        &shared.engine.policies.all(),
+        now,
+    )
+    .map_err(|e| e.to_string());
     p.last_duration_ms
         .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     match &result {
-        Ok(()) => {
+        Ok(written) => {
             p.changes_at_save.store(changes, Ordering::Relaxed);
             p.last_save.store(now / 1_000_000_000, Ordering::Relaxed);
             p.last_ok.store(true, Ordering::Relaxed);
             *p.last_error.lock() = None;
             p.saves.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
-                bytes = bytes.len(),
+                bytes = written.bytes,
+                entries = written.entries,
+                ms = started.elapsed().as_millis() as u64,
                 "snapshot written to {}",
                 p.path.display()
             );
@@ -63,7 +71,7 @@ pub fn save_blocking(shared: &Shared) -> Result<(), String> {
         }
     }
     p.in_progress.store(false, Ordering::Relaxed);
-    result
+    result.map(|_| ())
 }
 
 /// [`save_blocking`] on a blocking thread.
@@ -73,32 +81,25 @@ pub async fn save(shared: Arc<Shared>) -> Result<(), String> {
         .unwrap_or_else(|e| Err(format!("snapshot task failed: {e}")))
 }
 
-/// Loads what a snapshot holds into the server: run-time policies (a
-/// config-file policy of the same name wins) and every state not yet fresh.
-/// Answers how many states were restored.
-pub fn restore(shared: &Shared, contents: Contents) -> usize {
-    for policy in contents.policies {
+/// Loads the snapshot's run-time policies into the server (a config-file
+/// policy of the same name wins).
+fn restore_policies(shared: &Shared, policies: Vec<crate::policy::Policy>) {
+    for policy in policies {
         let name = policy.name.clone();
         if let Err(e) = shared.engine.policies.set(policy) {
             tracing::warn!("snapshot policy '{name}' ignored: {e}");
         }
     }
-    let now = shared.engine.clock.now();
-    let mut restored = 0;
-    for (key, entry) in contents.entries {
-        if entry.fresh_at > now {
-            shared.engine.store.insert_raw(key, entry);
-            restored += 1;
-        }
-    }
+}
+
+/// Marks what was just restored as saved: it is what the snapshot holds.
+fn restored_is_saved(shared: &Shared) {
     shared.engine.store.take_changed();
-    // What was restored is what the snapshot holds: no change to save.
     let restored_changes = shared.engine.store.changes();
     shared
         .persistence
         .changes_at_save
         .store(restored_changes, Ordering::Relaxed);
-    restored
 }
 
 /// How start-up treats the snapshot file.
@@ -137,15 +138,29 @@ pub enum Loaded {
 /// aside for an empty start.
 pub fn load_into(shared: &Shared, discard_bad: bool) -> Result<Loaded, String> {
     let path = &shared.persistence.path;
-    match snapshot::load(path) {
+    // States go into the store as they are read, so a load needs no more
+    // memory than the keyspace; if the file turns out bad, they go again.
+    let store = &shared.engine.store;
+    let now = shared.engine.clock.now();
+    let mut restored = 0;
+    let loaded = snapshot::load_with(path, |key, entry| {
+        if entry.fresh_at > now {
+            store.insert_raw(key, entry);
+            restored += 1;
+        }
+    });
+    if loaded.is_err() {
+        store.clear();
+    }
+    match loaded {
         Ok(None) => Ok(Loaded::Nothing),
-        Ok(Some(contents)) => {
-            let written = contents.written_at / 1_000_000_000;
-            let restored = restore(shared, contents);
+        Ok(Some((written_at, policies))) => {
+            restore_policies(shared, policies);
+            restored_is_saved(shared);
             shared
                 .persistence
                 .last_save
-                .store(written, Ordering::Relaxed);
+                .store(written_at / 1_000_000_000, Ordering::Relaxed);
             Ok(Loaded::Restored(restored))
         }
         Err(e) if discard_bad => {

@@ -11,51 +11,47 @@ use crate::limiter::sliding_window::SlidingWindow;
 use crate::limiter::token_bucket::TokenBucket;
 use crate::limiter::{Algorithm, MAX_BUCKETS, MAX_COUNT, MAX_WINDOW_NS, Params, ScaledTime, State};
 use crate::policy::Policy;
-use crate::store::{Entry, Saved, SavedRef, Store};
+use crate::store::{Entry, Saved, SavedRef};
 
-use super::Contents;
-
-/// The body for the store and the run-time policies, shard by shard.
-pub(super) fn encode_body(store: &Store, policies: &[std::sync::Arc<Policy>], now: u64) -> Vec<u8> {
-    let mut body = Vec::with_capacity(64 + store.len() * 48);
-    put_u64(&mut body, now);
+/// The start of the body: when it was written and the run-time policies
+/// (config-file policies come from the config file).
+pub(super) fn encode_head(policies: &[std::sync::Arc<Policy>], now: u64) -> Vec<u8> {
+    let mut head = Vec::new();
+    put_u64(&mut head, now);
     let run_time: Vec<&Policy> = policies
         .iter()
         .map(|p| &**p)
         .filter(|p| !p.from_config)
         .collect();
-    put_u32(&mut body, run_time.len() as u32);
+    put_u32(&mut head, run_time.len() as u32);
     for p in run_time {
-        put_bytes(&mut body, p.name.as_bytes());
-        put_u32(&mut body, p.rules.len() as u32);
+        put_bytes(&mut head, p.name.as_bytes());
+        put_u32(&mut head, p.rules.len() as u32);
         for r in &p.rules {
-            put_params(&mut body, r);
+            put_params(&mut head, r);
         }
     }
-    let count_at = body.len();
-    put_u64(&mut body, 0);
-    let mut count = 0u64;
-    store.for_each(|key, fresh_at, slot| {
-        count += 1;
-        put_bytes(&mut body, key);
-        put_u64(&mut body, fresh_at);
-        match slot {
-            SavedRef::Inline { params, state } => {
-                body.push(0);
-                put_params(&mut body, &params);
-                put_state(&mut body, state);
-            }
-            SavedRef::Policy(states) => {
-                body.push(1);
-                put_u32(&mut body, states.len() as u32);
-                for s in states {
-                    put_state(&mut body, s);
-                }
+    head
+}
+
+/// One entry: map key, fresh time, slot.
+pub(super) fn put_entry(out: &mut Vec<u8>, key: &[u8], fresh_at: u64, slot: SavedRef<'_>) {
+    put_bytes(out, key);
+    put_u64(out, fresh_at);
+    match slot {
+        SavedRef::Inline { params, state } => {
+            out.push(0);
+            put_params(out, &params);
+            put_state(out, state);
+        }
+        SavedRef::Policy(states) => {
+            out.push(1);
+            put_u32(out, states.len() as u32);
+            for s in states {
+                put_state(out, s);
             }
         }
-    });
-    body[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
-    body
+    }
 }
 
 pub(super) fn put_u32(out: &mut Vec<u8>, v: u32) {
@@ -121,37 +117,93 @@ pub(super) fn put_state(out: &mut Vec<u8>, state: &State) {
     }
 }
 
-/// A cursor over the body that fails instead of reading past the end.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// A reader of the body from any byte source, which fails instead of
+/// reading past the body's end and checksums what it reads.
+pub(super) struct Reader<R> {
+    src: R,
+    /// Bytes of body.
+    len: u64,
+    pos: u64,
+    pub(super) crc: crc32fast::Hasher,
+    scratch: Vec<u8>,
+    /// The source's own error, if reading failed (not a fault of the body).
+    pub(super) io_error: Option<std::io::Error>,
 }
 
 pub(super) type Read<T> = Result<T, String>;
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Read<&[u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
-        let end = end.ok_or_else(|| format!("record runs past the end at byte {}", self.pos))?;
-        let out = &self.buf[self.pos..end];
-        self.pos = end;
+impl<R: std::io::Read> Reader<R> {
+    pub(super) fn new(src: R, len: u64) -> Reader<R> {
+        Reader {
+            src,
+            len,
+            pos: 0,
+            crc: crc32fast::Hasher::new(),
+            scratch: Vec::new(),
+            io_error: None,
+        }
+    }
+
+    fn check_room(&self, n: u64) -> Read<()> {
+        match self.pos.checked_add(n) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(format!("record runs past the end at byte {}", self.pos)),
+        }
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) -> Read<()> {
+        if let Err(e) = self.src.read_exact(buf) {
+            let reason = format!("cannot read at byte {}: {e}", self.pos);
+            self.io_error = Some(e);
+            return Err(reason);
+        }
+        self.crc.update(buf);
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
+    fn array<const N: usize>(&mut self) -> Read<[u8; N]> {
+        self.check_room(N as u64)?;
+        let mut out = [0u8; N];
+        self.fill(&mut out)?;
         Ok(out)
     }
 
+    fn take(&mut self, n: usize) -> Read<&[u8]> {
+        self.check_room(n as u64)?;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(n, 0);
+        let filled = self.fill(&mut scratch);
+        self.scratch = scratch;
+        filled?;
+        Ok(&self.scratch)
+    }
+
+    /// Reads (and checksums) whatever is left of the body.
+    pub(super) fn skip_rest(&mut self) -> Read<()> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        while self.pos < self.len {
+            let n = (self.len - self.pos).min(chunk.len() as u64) as usize;
+            self.fill(&mut chunk[..n])?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of body not read yet.
+    pub(super) fn left(&self) -> u64 {
+        self.len - self.pos
+    }
+
     fn u8(&mut self) -> Read<u8> {
-        Ok(self.take(1)?[0])
+        Ok(self.array::<1>()?[0])
     }
 
     fn u32(&mut self) -> Read<u32> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().map_err(|_| "short u32")?,
-        ))
+        Ok(u32::from_le_bytes(self.array()?))
     }
 
     fn u64(&mut self) -> Read<u64> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().map_err(|_| "short u64")?,
-        ))
+        Ok(u64::from_le_bytes(self.array()?))
     }
 
     /// A [`ScaledTime`] (two words), refused past [`crate::limiter::MAX_TIME_NS`].
@@ -168,10 +220,10 @@ impl Reader<'_> {
     /// A count of records each at least `min_size` bytes: refuses counts the
     /// rest of the body cannot hold, so a corrupt count allocates nothing.
     fn count(&mut self, n: u64, min_size: usize) -> Read<usize> {
-        let left = (self.buf.len() - self.pos) / min_size.max(1);
+        let left = self.left() / min_size.max(1) as u64;
         usize::try_from(n)
             .ok()
-            .filter(|&n| n <= left)
+            .filter(|_| n <= left)
             .ok_or_else(|| format!("count {n} at byte {} exceeds the file", self.pos))
     }
 
@@ -250,8 +302,12 @@ impl Reader<'_> {
     }
 }
 
-pub(super) fn decode_body(body: &[u8]) -> Read<Contents> {
-    let mut r = Reader { buf: body, pos: 0 };
+/// Decodes a body: answers when it was written and its policies, and hands
+/// each entry to `on_entry` as it is read (entries are never all held).
+pub(super) fn decode_body<R: std::io::Read>(
+    r: &mut Reader<R>,
+    mut on_entry: impl FnMut(Box<[u8]>, Entry),
+) -> Read<(u64, Vec<Policy>)> {
     let written_at = r.u64()?;
     let n = u64::from(r.u32()?);
     let mut policies = Vec::new();
@@ -273,7 +329,6 @@ pub(super) fn decode_body(body: &[u8]) -> Read<Contents> {
     }
     let n = r.u64()?;
     let n = r.count(n, 14)?;
-    let mut entries = Vec::with_capacity(n);
     for _ in 0..n {
         let key: Box<[u8]> = r.bytes()?.into();
         let Some((scope, _)) = crate::store::decode_key(&key) else {
@@ -302,14 +357,10 @@ pub(super) fn decode_body(body: &[u8]) -> Read<Contents> {
         if inline_key != matches!(slot, Saved::Inline { .. }) {
             return Err("a key's kind does not match its state".into());
         }
-        entries.push((key, Entry { fresh_at, slot }));
+        on_entry(key, Entry { fresh_at, slot });
     }
-    if r.pos != body.len() {
-        return Err(format!("{} stray bytes at the end", body.len() - r.pos));
+    if r.left() != 0 {
+        return Err(format!("{} stray bytes at the end", r.left()));
     }
-    Ok(Contents {
-        written_at,
-        policies,
-        entries,
-    })
+    Ok((written_at, policies))
 }

@@ -1,11 +1,15 @@
-//! Snapshot files: written atomically (temporary file, fsync, rename, fsync
-//! of the directory), read whole, moved aside when bad.
+//! Snapshot files: streamed into a temporary file, then fsync, rename and
+//! fsync of the directory; read as a stream; moved aside when bad.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::{Contents, FILE_NAME, SnapshotError, decode};
+use super::framing::{self, Written};
+use super::{Contents, FILE_NAME, SnapshotError};
+use crate::policy::Policy;
+use crate::store::{Entry, Store};
 
 /// The temporary file a save writes before it renames it into place, with
 /// the writer's process id after this prefix.
@@ -52,17 +56,28 @@ pub enum Fault {
     CrashBeforeRename,
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
-    write_with_fault(path, bytes, None)
+/// Writes a snapshot of `store` and the run-time `policies` to `path`,
+/// streamed shard by shard into a temporary file beside it; then fsync,
+/// rename over the old snapshot, fsync of the directory. The old snapshot
+/// is untouched until the new one is whole and synced.
+pub fn save(
+    path: &Path,
+    store: &Store,
+    policies: &[Arc<Policy>],
+    now: u64,
+) -> Result<Written, SnapshotError> {
+    save_with_fault(path, store, policies, now, None)
 }
 
-/// [`write_atomic`], stopping where `fault` says, as a crash would.
-pub fn write_with_fault(
+/// [`save`], stopping where `fault` says, as a crash would (the temporary
+/// file is then left behind, as a crash leaves it).
+pub fn save_with_fault(
     path: &Path,
-    bytes: &[u8],
+    store: &Store,
+    policies: &[Arc<Policy>],
+    now: u64,
     fault: Option<Fault>,
-) -> Result<(), SnapshotError> {
+) -> Result<Written, SnapshotError> {
     let io = |source| SnapshotError::Io {
         path: path.to_path_buf(),
         source,
@@ -73,21 +88,26 @@ pub fn write_with_fault(
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!("{TMP_PREFIX}{}", std::process::id()));
-    let crash = || std::io::Error::other("simulated crash");
     let result = (|| {
-        let mut file = File::create(&tmp)?;
-        if let Some(Fault::CrashAfter(n)) = fault {
-            file.write_all(&bytes[..n.min(bytes.len())])?;
-            return Err(crash());
-        }
-        file.write_all(bytes)?;
+        let file = File::create(&tmp)?;
+        let limit = match fault {
+            Some(Fault::CrashAfter(n)) => n as u64,
+            _ => u64::MAX,
+        };
+        let mut out = CrashAfter {
+            inner: BufWriter::with_capacity(256 * 1024, file),
+            left: limit,
+        };
+        let written = framing::write(&mut out, store, policies, now)?;
+        let file = out.inner.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
         if fault == Some(Fault::CrashBeforeRename) {
-            return Err(crash());
+            return Err(std::io::Error::other("simulated crash"));
         }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        File::open(dir)?.sync_all()?;
+        Ok(written)
     })();
     if result.is_err() && fault.is_none() {
         let _ = fs::remove_file(&tmp);
@@ -95,16 +115,70 @@ pub fn write_with_fault(
     result.map_err(io)
 }
 
-/// Reads the snapshot at `path`; `Ok(None)` when there is none.
-pub fn load(path: &Path) -> Result<Option<Contents>, SnapshotError> {
-    match fs::read(path) {
-        Ok(bytes) => decode(&bytes, path).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(SnapshotError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
+/// A writer that fails once `left` bytes are written (a simulated crash;
+/// `u64::MAX` never fails).
+struct CrashAfter<W> {
+    inner: W,
+    left: u64,
+}
+
+impl<W: Write> Write for CrashAfter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            // What was written reaches the file, as it would before a crash.
+            self.inner.flush()?;
+            return Err(std::io::Error::other("simulated crash"));
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.write(&buf[..n])?;
+        self.left -= n as u64;
+        Ok(n)
     }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Seek> Seek for CrashAfter<W> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+/// Reads the snapshot at `path` whole; `Ok(None)` when there is none.
+pub fn load(path: &Path) -> Result<Option<Contents>, SnapshotError> {
+    let mut entries = Vec::new();
+    let head = load_with(path, |key, entry| entries.push((key, entry)))?;
+    Ok(head.map(|(written_at, policies)| Contents {
+        written_at,
+        policies,
+        entries,
+    }))
+}
+
+/// Reads the snapshot at `path` as a stream, handing each entry to
+/// `on_entry` as it is read; answers when it was written and its policies,
+/// or `Ok(None)` when there is none. If it fails, the entries handed over
+/// must be dropped: the file was bad.
+pub fn load_with(
+    path: &Path,
+    on_entry: impl FnMut(Box<[u8]>, Entry),
+) -> Result<Option<(u64, Vec<Policy>)>, SnapshotError> {
+    let io = |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let total = file.metadata().map_err(io)?.len();
+    let src = BufReader::with_capacity(256 * 1024, file);
+    framing::read(src, total, path, on_entry).map(Some)
 }
 
 /// Moves a bad snapshot aside (to `<name>.bad-<unix seconds>`); answers the new path.

@@ -25,10 +25,19 @@
 //! server is down counts: a window that ended meanwhile is over after the
 //! restart, a bucket that refilled meanwhile is full.
 //!
+//! Writing streams: the store is walked a slice of states at a time (each
+//! slice copied under its shard's lock, written with no lock held; see
+//! `Store::walk`), so a save needs a few hundred kilobytes beyond the
+//! keyspace and holds no lock long. The length and the entry count are
+//! filled in at the end. Each state is saved as it was at one moment of
+//! the save; a state changed after its slice was copied is saved as it
+//! was before.
+//!
 //! Writing is atomic: a temporary file in the same directory, fsync, rename
 //! over the old snapshot, fsync of the directory. A crash at any moment
-//! leaves the old or the new snapshot whole. Loading checks everything and
-//! never panics: a bad file is an error that names what is wrong.
+//! leaves the old or the new snapshot whole. Loading streams too, checks
+//! everything and never panics: a bad file is an error that names what is
+//! wrong.
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +48,8 @@ mod body;
 mod file;
 mod framing;
 
-pub use file::{Fault, load, move_aside, remove_orphans, write_atomic, write_with_fault};
+pub use file::{Fault, load, load_with, move_aside, remove_orphans, save, save_with_fault};
+pub use framing::Written;
 
 /// The snapshot's file name inside the data directory.
 pub const FILE_NAME: &str = "dump.tgs";
@@ -90,17 +100,24 @@ pub fn path_in(data_dir: &Path) -> PathBuf {
     data_dir.join(FILE_NAME)
 }
 
-/// Encodes the store and the run-time policies into a whole file.
+/// Encodes the store and the run-time policies into a whole file in memory
+/// (tests and fuzzing; a save streams to disk with [`save`]).
 pub fn encode(store: &Store, policies: &[std::sync::Arc<Policy>], now: u64) -> Vec<u8> {
-    framing::frame(&body::encode_body(store, policies, now))
+    let mut out = std::io::Cursor::new(Vec::new());
+    framing::write(&mut out, store, policies, now).expect("writing to memory cannot fail");
+    out.into_inner()
 }
 
 /// Decodes a snapshot held in memory; `path` only names it in errors.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<Contents, SnapshotError> {
-    let body = framing::unframe(bytes, path)?;
-    body::decode_body(body).map_err(|reason| SnapshotError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
+    let mut entries = Vec::new();
+    let (written_at, policies) = framing::read(bytes, bytes.len() as u64, path, |key, entry| {
+        entries.push((key, entry))
+    })?;
+    Ok(Contents {
+        written_at,
+        policies,
+        entries,
     })
 }
 
@@ -306,20 +323,23 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let path = path_in(&dir);
         let (store, policies) = all_kinds();
-        let old = encode(&Store::new(), &[], T0);
-        write_atomic(&path, &old).unwrap();
-        let new = encode(&store, &policies, T0 + S);
+        save(&path, &Store::new(), &[], T0).unwrap();
+        let whole = encode(&store, &policies, T0 + S).len();
         for fault in [
             Fault::CrashAfter(0),
-            Fault::CrashAfter(new.len() / 2),
+            Fault::CrashAfter(whole / 2),
+            Fault::CrashAfter(whole - 1),
             Fault::CrashBeforeRename,
         ] {
-            assert!(write_with_fault(&path, &new, Some(fault)).is_err());
+            assert!(save_with_fault(&path, &store, &policies, T0 + S, Some(fault)).is_err());
             let loaded = load(&path).unwrap().unwrap();
             assert_eq!(loaded.written_at, T0, "{fault:?}");
             assert!(loaded.entries.is_empty());
         }
-        write_atomic(&path, &new).unwrap();
+        let written = save(&path, &store, &policies, T0 + S).unwrap();
+        assert_eq!(written.entries, 7);
+        assert_eq!(written.bytes, fs::metadata(&path).unwrap().len());
+        assert_eq!(fs::read(&path).unwrap(), encode(&store, &policies, T0 + S));
         assert_eq!(load(&path).unwrap().unwrap().entries.len(), 7);
         assert!(load(&dir.join("missing")).unwrap().is_none());
         let aside = move_aside(&path, 42).unwrap();

@@ -32,6 +32,7 @@ use keys::with_map_key;
 pub use keys::{decode_key, encode_key};
 use shard::{Locked, PaddedShard, Shard, lock};
 use slots::{Entry64, Held, Key, Packed, PolicyStates};
+pub use walk::Walked;
 
 /// Which limiter a check addresses: a key checked inline, or a key under a
 /// policy. The two never share state.
@@ -108,6 +109,8 @@ pub struct Store {
     changed: AtomicBool,
     /// Every change so far (save points count them).
     changes: crate::striped::StripedCounter,
+    /// Held by the one [`Store::walk`] under way.
+    walking: parking_lot::Mutex<()>,
 }
 
 impl Default for Store {
@@ -131,6 +134,7 @@ impl Store {
             hasher: foldhash::fast::RandomState::default(),
             changed: AtomicBool::new(false),
             changes: Default::default(),
+            walking: Default::default(),
         }
     }
 

@@ -18,6 +18,10 @@ pub(super) struct Shard {
     /// Set once any slot has held a state with heap parts (a log or bucket
     /// list), which [`Store::prefetch`] then fetches too.
     pub(super) heap_states: bool,
+    /// While a snapshot walks this shard: the slots below this position
+    /// are written. [`Shard::remove`] keeps every slot not yet written at
+    /// or above it (0 when no walk is under way).
+    pub(super) walked: usize,
 }
 
 /// A shard's lock, and where its index lives for [`Store::prefetch`]
@@ -100,16 +104,42 @@ impl Shard {
 
     /// Removes slot `i` (whose key hashes to `hash`), moving the last slot
     /// into its place.
+    ///
+    /// While a snapshot walks the shard, the last slot (not yet written)
+    /// must not move below [`Shard::walked`], where the walk would miss it:
+    /// then the last written slot moves into the hole instead, the last
+    /// slot into its place, and the walk's mark steps back by one.
     pub(super) fn remove(&mut self, hash: u64, i: usize, hasher: &impl BuildHasher) -> Entry64 {
         let slots = &self.slots;
         self.index
             .remove(hash, i, |j| hasher.hash_one(slots[j].key.as_bytes()));
         let last = self.slots.len() - 1;
-        if i != last {
+        let walked = self.walked;
+        let hole = if i < walked && walked <= last {
+            let written = walked - 1;
+            if written != i {
+                self.move_slot(written, i, hasher);
+            }
+            self.walked = written;
+            written
+        } else {
+            i
+        };
+        if hole != last {
             let moved = hasher.hash_one(self.slots[last].key.as_bytes());
-            self.index.repoint(moved, last, i);
+            self.index.repoint(moved, last, hole);
         }
-        self.slots.swap_remove(i)
+        let removed = self.slots.swap_remove(hole);
+        self.walked = self.walked.min(self.slots.len());
+        removed
+    }
+
+    /// Swaps slot `from` into position `to`, whose own slot (already out of
+    /// the index) goes to `from`.
+    fn move_slot(&mut self, from: usize, to: usize, hasher: &impl BuildHasher) {
+        let moved = hasher.hash_one(self.slots[from].key.as_bytes());
+        self.index.repoint(moved, from, to);
+        self.slots.swap(from, to);
     }
 
     /// Gives memory back after many removals.

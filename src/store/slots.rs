@@ -121,6 +121,17 @@ pub(super) struct Entry64 {
 }
 
 impl Entry64 {
+    /// The state as snapshots see it.
+    pub(super) fn view(&self) -> super::SavedRef<'_> {
+        match &self.held {
+            Held::Inline(state) => super::SavedRef::Inline {
+                params: self.params.params(),
+                state,
+            },
+            Held::Policy(p) => super::SavedRef::Policy(&p.states),
+        }
+    }
+
     pub(super) fn fresh_at(&self) -> u64 {
         match &self.held {
             Held::Inline(state) => state.fresh_at(&self.params.params()),

@@ -3,9 +3,19 @@
 
 use std::hash::BuildHasher;
 
+use super::SavedRef;
 use super::shard::lock;
 use super::slots::{Entry64, Held, Key, Packed, PolicyStates};
-use super::{Entry, SHARDS, Saved, SavedRef, Store};
+use super::{Entry, SHARDS, Saved, Store};
+
+/// What [`Store::walk`] shows its visitor.
+#[derive(Debug)]
+pub enum Walked<'a> {
+    /// A state, under its shard's lock: map key, fresh time, state.
+    State(&'a [u8], u64, SavedRef<'a>),
+    /// The end of a slice: no lock is held.
+    Unlocked,
+}
 
 impl Store {
     /// Drops every state that is fresh at `now`, shard by shard; answers how many.
@@ -43,16 +53,49 @@ impl Store {
         for s in self.shards.iter() {
             let shard = lock(s);
             for e in &shard.slots {
-                let view = match &e.held {
-                    Held::Inline(state) => SavedRef::Inline {
-                        params: e.params.params(),
-                        state,
-                    },
-                    Held::Policy(p) => SavedRef::Policy(&p.states),
-                };
-                f(e.key.as_bytes(), e.fresh_at(), view);
+                f(e.key.as_bytes(), e.fresh_at(), e.view());
             }
         }
+    }
+
+    /// Visits every state as a snapshot writes them, locking a shard for
+    /// at most `slice` slots at a time: `f` sees each state
+    /// ([`Walked::State`]) under its shard's lock, then [`Walked::Unlocked`]
+    /// after each slice with no lock held, where it does its slow work.
+    /// Checks go on between slices.
+    ///
+    /// Every state present from the start to the end of the walk is visited
+    /// (once, or again if it was dropped and created anew meanwhile), as it
+    /// was at one moment of the walk; states created during the walk may be
+    /// visited or not. Walks take turns. An error from `f` ends the walk.
+    pub fn walk<E>(
+        &self,
+        slice: usize,
+        mut f: impl FnMut(Walked<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let _one_walk = self.walking.lock();
+        let slice = slice.max(1);
+        for s in self.shards.iter() {
+            // Slots present now only ever move down (see `Shard::remove`).
+            let end = lock(s).slots.len();
+            let result = (|| loop {
+                let mut shard = lock(s);
+                let from = shard.walked;
+                let to = (from + slice).min(end).min(shard.slots.len());
+                if from >= to {
+                    return Ok(());
+                }
+                for e in &shard.slots[from..to] {
+                    f(Walked::State(e.key.as_bytes(), e.fresh_at(), e.view()))?;
+                }
+                shard.walked = to;
+                drop(shard);
+                f(Walked::Unlocked)?;
+            })();
+            lock(s).walked = 0;
+            result?;
+        }
+        Ok(())
     }
 
     /// Inserts (or replaces) a state as it was saved (used when restoring).

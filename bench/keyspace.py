@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""A keyspace of N million keys and what it costs: RSS at rest, the peak
+during a SAVE (VmHWM, reset just before), save and load times, file size,
+and the time a SIGTERM takes (drain plus the final snapshot).
+
+    bench/keyspace.py --bin target/release/tollgate --millions 20
+
+Starts its own server on a free port (save points off, so only the
+measured saves run) and fills it with `redis-cli --pipe`, Redis's mass
+insertion: one LIMIT.CHECK per key (token bucket, 10 a day, so no state is
+fresh again during the run). Needs redis-cli (redis-tools). Not part of
+`cargo test`.
+"""
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def ask(port, *words, timeout=600):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    out = b"*%d\r\n" % len(words)
+    for w in words:
+        w = w.encode()
+        out += b"$%d\r\n%s\r\n" % (len(w), w)
+    s.sendall(out)
+    data = b""
+    while True:
+        chunk = s.recv(1 << 16)
+        data += chunk
+        if not chunk or data.endswith(b"\r\n") and (data[:1] != b"$" or data.count(b"\r\n") >= 2):
+            break
+    s.close()
+    return data.decode(errors="replace")
+
+
+def status_mb(pid, name):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(name + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start(binary, port, data, config):
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--data-dir", data, "--config", config,
+         "--log-level", "warn"])
+    began = time.time()
+    while True:
+        try:
+            if "PONG" in ask(port, "PING", timeout=1):
+                return server, time.time() - began
+        except OSError:
+            time.sleep(0.05)
+        if server.poll() is not None:
+            raise SystemExit("the server did not start")
+
+
+def fill(port, keys):
+    """Sends `keys` checks through redis-cli --pipe."""
+    pipe = subprocess.Popen(["redis-cli", "-p", str(port), "--pipe"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    tail = b"$12\r\ntoken_bucket\r\n$2\r\n10\r\n$2\r\n1d\r\n"
+    batch = []
+    for i in range(keys):
+        key = b"key:%d" % i
+        batch.append(b"*5\r\n$11\r\nLIMIT.CHECK\r\n$%d\r\n%s\r\n%s" % (len(key), key, tail))
+        if len(batch) == 10000:
+            pipe.stdin.write(b"".join(batch))
+            batch = []
+    pipe.stdin.write(b"".join(batch))
+    pipe.stdin.close()
+    out = pipe.stdout.read().decode(errors="replace")
+    pipe.wait()
+    if "errors: 0" not in out:
+        raise SystemExit(f"mass insertion failed: {out}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/release/tollgate")
+    ap.add_argument("--millions", type=float, default=20)
+    a = ap.parse_args()
+    keys = int(a.millions * 1_000_000)
+    port = free_port()
+    data = tempfile.mkdtemp()
+    config = os.path.join(data, "tollgate.toml")
+    with open(config, "w") as f:
+        f.write('save = ""\n')
+    server, _ = start(a.bin, port, data, config)
+    empty = status_mb(server.pid, "VmRSS")
+    began = time.time()
+    fill(port, keys)
+    filled = time.time() - began
+    states = int(ask(port, "DBSIZE").strip().lstrip(":"))
+    rest = status_mb(server.pid, "VmRSS")
+    # Peak RSS from here on (Linux: 5 resets VmHWM to the current RSS).
+    with open(f"/proc/{server.pid}/clear_refs", "w") as f:
+        f.write("5")
+    began = time.time()
+    reply = ask(port, "SAVE")
+    save_s = time.time() - began
+    if "OK" not in reply:
+        raise SystemExit(f"SAVE failed: {reply}")
+    peak = status_mb(server.pid, "VmHWM")
+    size = os.path.getsize(os.path.join(data, "dump.tgs")) / (1 << 20)
+    began = time.time()
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=600)
+    shutdown_s = time.time() - began
+    server, load_s = start(a.bin, port, data, config)
+    restored = int(ask(port, "DBSIZE").strip().lstrip(":"))
+    loaded = status_mb(server.pid, "VmRSS")
+    loaded_peak = status_mb(server.pid, "VmHWM")
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=600)
+    dataset = rest - empty
+    print(f"keys {states:,} (filled in {filled:.0f} s), restored {restored:,}")
+    print(f"RSS empty {empty:.0f} MB, at rest {rest:.0f} MB "
+          f"({dataset * (1 << 20) / max(states, 1):.0f} B a key)")
+    print(f"SAVE {save_s:.2f} s, file {size:.0f} MB, peak RSS during it {peak:.0f} MB "
+          f"(+{peak - rest:.0f} MB, {100 * (peak - rest) / max(dataset, 1):.1f}% of the keyspace)")
+    print(f"SIGTERM to exit {shutdown_s:.2f} s (final snapshot included)")
+    print(f"start with the snapshot {load_s:.2f} s, RSS {loaded:.0f} MB, peak while loading {loaded_peak:.0f} MB")
+    print(f"| {states / 1e6:g}M | {rest:.0f} MB | {peak:.0f} MB (+{100 * (peak - rest) / max(dataset, 1):.1f}%) "
+          f"| {save_s:.2f} s | {size:.0f} MB | {shutdown_s:.2f} s | {load_s:.2f} s |")
+
+
+if __name__ == "__main__":
+    main()
