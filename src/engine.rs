@@ -57,6 +57,7 @@ mod tests {
             engine
                 .store
                 .check_policy(&p, key, engine.now(), Request::take(1))
+                .expect("no maxmemory")
                 .allowed
         };
         assert!(allowed(b"k"));

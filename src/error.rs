@@ -1,7 +1,7 @@
 //! Command errors and the one place that turns them into Redis's words.
 
 use crate::limiter::rule::RuleError;
-use crate::store::WrongType;
+use crate::store::{Refused, WrongType};
 pub use crate::text::printable;
 
 /// Every way a command can fail. `Display` is the exact error line sent to
@@ -26,6 +26,9 @@ pub enum CmdError {
     WrongType(#[from] WrongType),
     #[error("NOPROTO unsupported protocol version")]
     NoProto,
+    /// A check that would create a key past `maxmemory` (Redis's words).
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    OutOfMemory,
     /// An error of our own: the text after `ERR `, naming the bad argument.
     #[error("ERR {0}")]
     Invalid(String),
@@ -41,6 +44,15 @@ impl From<RuleError> for CmdError {
         match e {
             RuleError::NotApplicable => CmdError::Syntax,
             e => CmdError::Invalid(e.to_string()),
+        }
+    }
+}
+
+impl From<Refused> for CmdError {
+    fn from(e: Refused) -> CmdError {
+        match e {
+            Refused::WrongType(e) => CmdError::WrongType(e),
+            Refused::OutOfMemory => CmdError::OutOfMemory,
         }
     }
 }

@@ -51,12 +51,16 @@ impl Shared {
         let (shutdown, _) = watch::channel(false);
         let snapshot_path = crate::snapshot::path_in(&config.data_dir);
         let started_secs = clock.now() / 1_000_000_000;
+        let engine = Engine::new(config.policies.clone(), clock);
+        engine
+            .store
+            .set_maxmemory(config.maxmemory, config.maxmemory_policy);
         Arc::new(Shared {
             persistence: Persistence::new(snapshot_path, started_secs),
             tls: crate::tls::Tls::default(),
             users: crate::acl::Users::new(config.requirepass.as_deref()),
             port: AtomicU16::new(config.port),
-            engine: Engine::new(config.policies.clone(), clock),
+            engine,
             config,
             clients: Arc::new(Clients::default()),
             metrics: Metrics::default(),

@@ -739,6 +739,10 @@ async fn server_commands() {
             bulk("10000"),
             bulk("maxmemory-clients"),
             bulk("1073741824"),
+            bulk("maxmemory"),
+            bulk("0"),
+            bulk("maxmemory-policy"),
+            bulk("noeviction"),
         ])
     );
     assert_eq!(

@@ -120,7 +120,8 @@ async fn documented_errors_are_what_the_server_says() {
 /// of Redis's error words), with placeholders (`<name>`) and a trailing
 /// `...` standing for any text.
 fn documented_errors(doc: &str) -> Vec<String> {
-    const WORDS: [&str; 7] = [
+    const WORDS: [&str; 8] = [
+        "OOM ",
         "NOPERM ",
         "ERR ",
         "WRONGTYPE ",
@@ -212,6 +213,10 @@ fn error_forms_fit_what_they_stand_for() {
 async fn every_documented_error_is_what_the_server_says() {
     let elsewhere: &[(&str, &str)] = &[
         ("ERR server is shutting down", include_str!("wait.rs")),
+        (
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            include_str!("memory.rs"),
+        ),
         (
             "ERR snapshot <path>: <reason>",
             include_str!("persistence.rs"),

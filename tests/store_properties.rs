@@ -92,7 +92,7 @@ proptest! {
             apply(&store, &rules, op, now);
         }
         let policy = Policy { name: "p".into(), rules: rules.clone(), from_config: false };
-        store.check_policy(&policy, b"u", now, Request::take(1));
+        store.check_policy(&policy, b"u", now, Request::take(1)).unwrap();
         let bytes = snapshot::encode(&store, &[std::sync::Arc::new(policy.clone())], now);
         let restored = restore(&bytes);
         prop_assert_eq!(restored.len(), store.len());
@@ -154,7 +154,7 @@ proptest! {
                     s.check(p, now, Request::take(cost));
                 }
             }
-            let d = store.check_policy(&policy, b"u", now, Request::take(cost));
+            let d = store.check_policy(&policy, b"u", now, Request::take(cost)).unwrap();
             prop_assert_eq!(d.allowed, all, "rules alone: {:?}", each);
         }
     }

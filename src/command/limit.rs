@@ -143,7 +143,7 @@ fn run_check(
             let checked = engine.store.check(key, params, now, request)?;
             Ok((checked.decision, checked.leaky_end))
         }
-        Target::Policy(policy) => Ok((engine.store.check_policy(policy, key, now, request), None)),
+        Target::Policy(policy) => Ok((engine.store.check_policy(policy, key, now, request)?, None)),
     }
 }
 

@@ -180,16 +180,21 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     }
     if show("memory") {
         let m = crate::memory::now();
+        let store = &shared.engine.store;
+        let (maxmemory, policy) = store.maxmemory();
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{}\r\nused_memory_rss:{}\r\nmem_fragmentation_ratio:{:.2}\r\nallocator_active:{}\r\nallocator_resident:{}\r\nmem_allocator:{}\r\nlimiter_states:{}\r\n\r\n",
+            "# Memory\r\nused_memory:{}\r\nused_memory_rss:{}\r\nused_memory_dataset:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nallocator_active:{}\r\nallocator_resident:{}\r\nmem_allocator:{}\r\nlimiter_states:{}\r\n\r\n",
             m.used,
             m.rss,
+            store.used_memory(),
+            maxmemory,
+            policy.name(),
             m.fragmentation(),
             m.allocator_active,
             m.allocator_resident,
             m.allocator,
-            shared.engine.store.len(),
+            store.len(),
         );
     }
     if show("persistence") {
@@ -212,13 +217,14 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         let get = Metrics::get;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nprotocol_errors:{}\r\nacl_access_denied_auth:{}\r\nevicted_clients:{}\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nprotocol_errors:{}\r\nacl_access_denied_auth:{}\r\nevicted_clients:{}\r\nevicted_keys:{}\r\n",
             get(&m.connections_received),
             m.commands(),
             get(&m.rejected_connections),
             get(&m.protocol_errors),
             get(&m.auth_failures),
             get(&shared.clients.evicted),
+            shared.engine.store.evicted_keys(),
         );
         let names = Algorithm::ALL.iter().map(|a| a.name()).chain(["policy"]);
         for (i, name) in names.enumerate() {

@@ -61,6 +61,12 @@ pub struct Cli {
     /// Serve clients from other hosts without a password: yes or no [default: yes, loopback only].
     #[arg(long, env = "TOLLGATE_PROTECTED_MODE", value_parser = parse_yes_no)]
     pub protected_mode: Option<bool>,
+    /// Bytes the store may hold, with k/kb/mb/gb like Redis [default: 0, no limit].
+    #[arg(long, env = "TOLLGATE_MAXMEMORY")]
+    pub maxmemory: Option<String>,
+    /// Past maxmemory: noeviction (new keys get OOM) or volatile-ttl [default: noeviction].
+    #[arg(long, env = "TOLLGATE_MAXMEMORY_POLICY")]
+    pub maxmemory_policy: Option<String>,
     /// If the snapshot cannot be loaded, move it aside (dump.tgs.bad-TIME) and start empty
     /// instead of refusing to start.
     #[arg(long)]

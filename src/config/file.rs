@@ -1,6 +1,7 @@
 //! The config file's grammar: TOML read with the span of every value, so
 //! that each error names its line, column and key.
 
+use super::EvictionPolicy;
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -34,6 +35,8 @@ struct FileConfig {
     timeout: Option<Spanned<u64>>,
     tcp_keepalive: Option<Spanned<u64>>,
     maxmemory_clients: Option<Spanned<String>>,
+    maxmemory: Option<Spanned<String>>,
+    maxmemory_policy: Option<Spanned<String>>,
     protected_mode: Option<Spanned<bool>>,
     aclfile: Option<Spanned<PathBuf>>,
     shutdown_timeout: Option<Spanned<String>>,
@@ -168,6 +171,13 @@ pub(super) fn parse(text: &str) -> Result<Config, String> {
     if let Some(size) = &file.maxmemory_clients {
         c.maxmemory_clients =
             super::parse_bytes(size.get_ref()).map_err(|e| t.error(size.span(), e))?;
+    }
+    if let Some(size) = &file.maxmemory {
+        c.maxmemory = super::parse_bytes(size.get_ref()).map_err(|e| t.error(size.span(), e))?;
+    }
+    if let Some(policy) = &file.maxmemory_policy {
+        c.maxmemory_policy =
+            EvictionPolicy::parse(policy.get_ref()).map_err(|e| t.error(policy.span(), e))?;
     }
     c.protected_mode = file
         .protected_mode

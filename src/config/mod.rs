@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::policy::Policy;
+pub use crate::store::EvictionPolicy;
 
 mod cli;
 mod file;
@@ -46,6 +47,10 @@ pub struct Config {
     pub tcp_keepalive_secs: u64,
     /// Bytes of unanswered input all clients may hold together; 0: no limit.
     pub maxmemory_clients: u64,
+    /// Bytes the store may hold (its own count); 0: no limit.
+    pub maxmemory: u64,
+    /// What happens to a new key past `maxmemory`.
+    pub maxmemory_policy: EvictionPolicy,
     /// With no password, serve only loopback clients.
     pub protected_mode: bool,
     /// How long a shutdown may take in all (drain and final snapshot), in
@@ -85,6 +90,8 @@ impl Default for Config {
             timeout_secs: 0,
             tcp_keepalive_secs: 300,
             maxmemory_clients: 1024 * 1024 * 1024,
+            maxmemory: 0,
+            maxmemory_policy: EvictionPolicy::NoEviction,
             protected_mode: true,
             shutdown_timeout_ms: 9_000,
             aclfile: None,
@@ -154,6 +161,14 @@ impl Config {
         }
         if let Some(on) = cli.protected_mode {
             config.protected_mode = on;
+        }
+        if let Some(size) = &cli.maxmemory {
+            config.maxmemory =
+                parse_bytes(size).map_err(|message| ConfigError::Flag { message })?;
+        }
+        if let Some(policy) = &cli.maxmemory_policy {
+            config.maxmemory_policy =
+                EvictionPolicy::parse(policy).map_err(|message| ConfigError::Flag { message })?;
         }
         if let Some(path) = path_flag(&cli.aclfile) {
             config.aclfile = Some(path);
@@ -262,6 +277,11 @@ impl Config {
                 "maxmemory_clients",
                 self.maxmemory_clients != other.maxmemory_clients,
             ),
+            ("maxmemory", self.maxmemory != other.maxmemory),
+            (
+                "maxmemory_policy",
+                self.maxmemory_policy != other.maxmemory_policy,
+            ),
             (
                 "protected_mode",
                 self.protected_mode != other.protected_mode,
@@ -315,6 +335,8 @@ impl Config {
             ("timeout", self.timeout_secs.to_string()),
             ("tcp-keepalive", self.tcp_keepalive_secs.to_string()),
             ("maxmemory-clients", self.maxmemory_clients.to_string()),
+            ("maxmemory", self.maxmemory.to_string()),
+            ("maxmemory-policy", self.maxmemory_policy.name().into()),
             (
                 "protected-mode",
                 if self.protected_mode { "yes" } else { "no" }.into(),

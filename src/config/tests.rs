@@ -81,6 +81,11 @@ fn bad_files_are_refused_with_the_reason() {
         ("log_level = \"loud\"", "invalid log level 'loud'"),
         ("threads = 5000", "threads must be at most 1024"),
         ("snapshot_interval = \"0\"", "invalid snapshot_interval"),
+        ("maxmemory = \"lots\"", "lots"),
+        (
+            "maxmemory_policy = \"allkeys-lru\"",
+            "maxmemory policy must be noeviction or volatile-ttl, not 'allkeys-lru'",
+        ),
     ];
     for (text, why) in bad {
         let err = Config::from_toml(text).unwrap_err();
@@ -184,6 +189,28 @@ fn flags_override_the_file() {
             .contains("missing.toml")
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn maxmemory_comes_from_the_file_or_the_flags() {
+    let c =
+        Config::from_toml("maxmemory = \"256mb\"\nmaxmemory_policy = \"volatile-ttl\"").unwrap();
+    assert_eq!(c.maxmemory, 256 * 1024 * 1024);
+    assert_eq!(c.maxmemory_policy, EvictionPolicy::VolatileTtl);
+    let flags = Cli {
+        maxmemory: Some("1gb".into()),
+        maxmemory_policy: Some("NOEVICTION".into()),
+        ..Cli::default()
+    };
+    let c = c.with_flags(&flags).unwrap();
+    assert_eq!(c.maxmemory, 1 << 30);
+    assert_eq!(c.maxmemory_policy, EvictionPolicy::NoEviction);
+    let bad = Cli {
+        maxmemory_policy: Some("lru".into()),
+        ..Cli::default()
+    };
+    assert!(Config::default().with_flags(&bad).is_err());
+    assert_eq!(Config::default().maxmemory, 0, "no bound unless asked");
 }
 
 /// PROTOCOL.md's CONFIG entry names every setting CONFIG GET shows.

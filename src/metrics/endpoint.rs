@@ -75,6 +75,24 @@ impl Collector for ServerCollector {
             "Clients closed because all clients' unanswered input passed maxmemory_clients.",
             Metrics::get(&s.clients.evicted),
         )?;
+        counter(
+            &mut encoder,
+            "tollgate_evicted_keys",
+            "States dropped to stay under maxmemory (volatile-ttl).",
+            s.engine.store.evicted_keys(),
+        )?;
+        gauge(
+            &mut encoder,
+            "tollgate_memory_dataset_bytes",
+            "Bytes the store holds by its own count (what maxmemory bounds).",
+            s.engine.store.used_memory() as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "tollgate_maxmemory_bytes",
+            "The maxmemory bound (0: none).",
+            s.engine.store.maxmemory().0 as i64,
+        )?;
         gauge(
             &mut encoder,
             "tollgate_connected_clients",

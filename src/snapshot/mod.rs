@@ -155,7 +155,9 @@ mod tests {
             ],
             from_config: false,
         };
-        store.check_policy(&policy, b"user", T0, Request::take(2));
+        store
+            .check_policy(&policy, b"user", T0, Request::take(2))
+            .unwrap();
         let config_policy = Policy {
             name: "cfg".into(),
             from_config: true,

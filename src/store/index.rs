@@ -101,6 +101,21 @@ impl SlotIndex {
         }
     }
 
+    /// Bytes of the table.
+    pub fn bytes(&self) -> usize {
+        self.entries.len() * std::mem::size_of::<u32>()
+    }
+
+    /// Bytes of the table once one more slot is indexed.
+    pub fn bytes_after_insert(&self) -> usize {
+        let wanted = self.len + 1;
+        if wanted * 4 > self.entries.len() * 3 {
+            (1usize << Self::bits_for(wanted)) * std::mem::size_of::<u32>()
+        } else {
+            self.bytes()
+        }
+    }
+
     /// Indexes `slot` under `hash` (the caller knows it is not indexed yet).
     pub fn insert(&mut self, hash: u64, slot: usize, hash_of: impl Fn(usize) -> u64) {
         let wanted = self.len + 1;

@@ -16,13 +16,14 @@
 //! and the numbers it was last changed under, so no time is stored for it.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::limiter::{Decision, Params, Request, ScaledTime, State};
 use crate::policy::{self, Policy};
 
 pub mod index;
 mod keys;
+mod memory;
 mod prefetch;
 mod shard;
 mod slots;
@@ -30,6 +31,7 @@ mod walk;
 
 use keys::with_map_key;
 pub use keys::{decode_key, encode_key};
+pub use memory::EvictionPolicy;
 use shard::{Locked, PaddedShard, Shard, lock};
 use slots::{Entry64, Held, Key, Packed, PolicyStates};
 pub use walk::Walked;
@@ -86,6 +88,16 @@ pub struct WrongType {
     pub wanted: &'static str,
 }
 
+/// Why the store did not run a check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error(transparent)]
+    WrongType(#[from] WrongType),
+    /// The check would create a key, and it does not fit under `maxmemory`.
+    #[error("the key does not fit under maxmemory")]
+    OutOfMemory,
+}
+
 /// The result of a check, and what a waiter needs to give its place back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checked {
@@ -111,6 +123,11 @@ pub struct Store {
     changes: crate::striped::StripedCounter,
     /// Held by the one [`Store::walk`] under way.
     walking: parking_lot::Mutex<()>,
+    /// `maxmemory` in bytes (0: none) and whether past it states are
+    /// evicted (`volatile-ttl`) or new keys refused (see `memory.rs`).
+    maxmemory: AtomicU64,
+    eviction: AtomicBool,
+    evicted: AtomicU64,
 }
 
 impl Default for Store {
@@ -135,6 +152,9 @@ impl Store {
             changed: AtomicBool::new(false),
             changes: Default::default(),
             walking: Default::default(),
+            maxmemory: AtomicU64::new(0),
+            eviction: AtomicBool::new(false),
+            evicted: AtomicU64::new(0),
         }
     }
 
@@ -175,21 +195,31 @@ impl Store {
 
     /// Runs `step` on the slot of `map_key` under its shard's lock; `fresh()`
     /// builds the slot of a key not present, stored only if the step leaves it
-    /// not fresh; a slot the step leaves fresh is dropped.
+    /// not fresh (and it fits under `maxmemory`); a slot the step leaves
+    /// fresh is dropped.
     fn apply<T>(
         &self,
         map_key: &[u8],
         now: u64,
-        step: impl FnOnce(&mut Entry64) -> Result<T, WrongType>,
+        step: impl FnOnce(&mut Entry64) -> Result<T, Refused>,
         fresh: impl FnOnce() -> Entry64,
-    ) -> Result<T, WrongType> {
+    ) -> Result<T, Refused> {
         let hash = self.hasher.hash_one(map_key);
         let mut shard = self.shard(hash);
         match shard.find(hash, map_key) {
             Some(i) => {
-                let out = step(&mut shard.slots[i])?;
+                let slot = &mut shard.slots[i];
+                let grows = slot.may_grow();
+                let before = if grows { slot.heap_bytes() } else { 0 };
+                let out = step(slot)?;
                 if shard.slots[i].fresh_at() <= now {
                     shard.remove(hash, i, &self.hasher);
+                } else if grows {
+                    let after = shard.slots[i].heap_bytes();
+                    shard.heap = shard.heap + after - before;
+                    if after > before {
+                        self.after_growth(&mut shard, hash, map_key);
+                    }
                 }
                 Ok(out)
             }
@@ -197,6 +227,7 @@ impl Store {
                 let mut entry = fresh();
                 let out = step(&mut entry)?;
                 if entry.fresh_at() > now {
+                    self.make_room(&mut shard, hash, &entry)?;
                     shard.insert(hash, entry, &self.hasher);
                 }
                 Ok(out)
@@ -211,7 +242,7 @@ impl Store {
         params: &Params,
         now: u64,
         request: Request,
-    ) -> Result<Checked, WrongType> {
+    ) -> Result<Checked, Refused> {
         self.update(key, params, now, |state| {
             let decision = state.check(params, now, request);
             if !(decision.allowed && request.commit && request.cost > 0) {
@@ -246,18 +277,18 @@ impl Store {
         params: &Params,
         now: u64,
         step: impl FnOnce(&mut State) -> (T, bool),
-    ) -> Result<T, WrongType> {
+    ) -> Result<T, Refused> {
         with_map_key(Scope::Inline, key, |map_key| {
             let apply = |entry: &mut Entry64| {
                 let Held::Inline(state) = &mut entry.held else {
                     unreachable!("inline map keys hold inline states");
                 };
                 if state.algorithm() != params.algorithm {
-                    return Err(WrongType {
+                    return Err(Refused::WrongType(WrongType {
                         key: crate::text::printable(key),
                         held: state.algorithm().name(),
                         wanted: params.algorithm.name(),
-                    });
+                    }));
                 }
                 let held_params = entry.params.params();
                 if state.fresh_at(&held_params) <= now {
@@ -278,14 +309,15 @@ impl Store {
         })
     }
 
-    /// Checks `key` under every rule of `policy`, all or nothing.
+    /// Checks `key` under every rule of `policy`, all or nothing (refused
+    /// only when a new key does not fit under `maxmemory`).
     pub fn check_policy(
         &self,
         policy: &Policy,
         key: &[u8],
         now: u64,
         request: Request,
-    ) -> Decision {
+    ) -> Result<Decision, Refused> {
         let rules = &policy.rules;
         with_map_key(Scope::Policy(&policy.name), key, |map_key| {
             let step = |entry: &mut Entry64| {
@@ -313,10 +345,7 @@ impl Store {
                     states: Vec::with_capacity(rules.len()),
                 })),
             };
-            match self.apply(map_key, now, step, fresh) {
-                Ok(d) => d,
-                Err(_) => unreachable!("policy checks never see another type"),
-            }
+            self.apply(map_key, now, step, fresh)
         })
     }
 

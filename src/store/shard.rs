@@ -22,6 +22,8 @@ pub(super) struct Shard {
     /// are written. [`Shard::remove`] keeps every slot not yet written at
     /// or above it (0 when no walk is under way).
     pub(super) walked: usize,
+    /// Heap bytes of the slots' states and keys (see `memory.rs`).
+    pub(super) heap: usize,
 }
 
 /// A shard's lock, and where its index lives for [`Store::prefetch`]
@@ -94,6 +96,7 @@ impl Shard {
         if let Held::Inline(state) = &entry.held {
             self.heap_states |= state.heap_lines().is_some();
         }
+        self.heap += entry.heap_bytes();
         let i = self.slots.len();
         self.slots.push(entry);
         let slots = &self.slots;
@@ -131,6 +134,7 @@ impl Shard {
         }
         let removed = self.slots.swap_remove(hole);
         self.walked = self.walked.min(self.slots.len());
+        self.heap -= removed.heap_bytes();
         removed
     }
 
