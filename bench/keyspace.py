@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A keyspace of N million keys and what it costs: RSS at rest, the peak
 during a SAVE (VmHWM, reset just before), save and load times, file size,
-and the time a SIGTERM takes (drain plus the final snapshot).
+the time a SIGTERM takes (drain plus the final snapshot), and a canary
+client's p99.9 without a save and during one.
 
     bench/keyspace.py --bin target/release/tollgate --millions 20
 
@@ -17,7 +18,41 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+
+
+class Canary(threading.Thread):
+    """One client checking its own keys back to back; keeps each latency
+    with the time it was taken."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.samples = []
+        self.stop = False
+
+    def run(self):
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        i = 0
+        while not self.stop:
+            key = b"canary:%d" % (i % 1000)
+            req = b"*5\r\n$11\r\nLIMIT.CHECK\r\n$%d\r\n%s\r\n$4\r\ngcra\r\n$7\r\n1000000\r\n$2\r\n1s\r\n" % (len(key), key)
+            began = time.perf_counter()
+            s.sendall(req)
+            got = b""
+            while got.count(b"\r\n") < 6:
+                got += s.recv(4096)
+            self.samples.append((began, time.perf_counter() - began))
+            i += 1
+            time.sleep(0.0005)
+
+    def p999_ms(self, start, end):
+        xs = sorted(d for t, d in self.samples if start <= t < end)
+        if not xs:
+            return float("nan"), 0
+        return 1000 * xs[min(len(xs) - 1, int(len(xs) * 0.999))], len(xs)
 
 
 def free_port():
@@ -106,12 +141,22 @@ def main():
     filled = time.time() - began
     states = int(ask(port, "DBSIZE").strip().lstrip(":"))
     rest = status_mb(server.pid, "VmRSS")
+    canary = Canary(port)
+    canary.start()
+    quiet_from = time.perf_counter()
+    time.sleep(5)
+    quiet_to = time.perf_counter()
     # Peak RSS from here on (Linux: 5 resets VmHWM to the current RSS).
     with open(f"/proc/{server.pid}/clear_refs", "w") as f:
         f.write("5")
     began = time.time()
+    save_from = time.perf_counter()
     reply = ask(port, "SAVE")
+    save_to = time.perf_counter()
     save_s = time.time() - began
+    canary.stop = True
+    quiet = canary.p999_ms(quiet_from, quiet_to)
+    saving = canary.p999_ms(save_from, save_to)
     if "OK" not in reply:
         raise SystemExit(f"SAVE failed: {reply}")
     peak = status_mb(server.pid, "VmHWM")
@@ -132,6 +177,8 @@ def main():
           f"({dataset * (1 << 20) / max(states, 1):.0f} B a key)")
     print(f"SAVE {save_s:.2f} s, file {size:.0f} MB, peak RSS during it {peak:.0f} MB "
           f"(+{peak - rest:.0f} MB, {100 * (peak - rest) / max(dataset, 1):.1f}% of the keyspace)")
+    print(f"canary p99.9: {quiet[0]:.2f} ms without a save ({quiet[1]} checks), "
+          f"{saving[0]:.2f} ms during it ({saving[1]} checks)")
     print(f"SIGTERM to exit {shutdown_s:.2f} s (final snapshot included)")
     print(f"start with the snapshot {load_s:.2f} s, RSS {loaded:.0f} MB, peak while loading {loaded_peak:.0f} MB")
     print(f"| {states / 1e6:g}M | {rest:.0f} MB | {peak:.0f} MB (+{100 * (peak - rest) / max(dataset, 1):.1f}%) "

@@ -3,7 +3,10 @@
 windows, so states are created, grow and are swept all the time; heavy
 sliding logs on a few hot keys), for a bounded time, while the server's
 RSS, its allocator's figures (INFO memory) and its live states are sampled.
-It shows whether memory follows the live keyspace or ratchets up.
+It shows whether memory follows the live keyspace or ratchets up. A
+canary client checks its own keys back to back all along; the first half
+runs without saves, the second with a BGSAVE every --save-every seconds,
+and the canary's p99.9 is printed for each half.
 
     bench/soak.py --bin target/release/tollgate --seconds 600
 
@@ -16,6 +19,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 LOADS = [
@@ -56,6 +60,40 @@ def ask(port, *words):
     return data.decode(errors="replace")
 
 
+class Canary(threading.Thread):
+    """One client checking its own keys back to back (every 0.5 ms); keeps
+    each latency with the time it was taken."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.samples = []
+        self.stop = False
+
+    def run(self):
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        i = 0
+        while not self.stop:
+            key = b"canary:%d" % (i % 1000)
+            req = (b"*5\r\n$11\r\nLIMIT.CHECK\r\n$%d\r\n%s\r\n$4\r\ngcra\r\n$7\r\n1000000\r\n$2\r\n1s\r\n"
+                   % (len(key), key))
+            began = time.perf_counter()
+            s.sendall(req)
+            got = b""
+            while got.count(b"\r\n") < 6:
+                got += s.recv(4096)
+            self.samples.append((began, time.perf_counter() - began))
+            i += 1
+            time.sleep(0.0005)
+
+    def quantile_ms(self, start, end, q):
+        xs = sorted(d for t, d in self.samples if start <= t < end)
+        if not xs:
+            return float("nan"), 0
+        return 1000 * xs[min(len(xs) - 1, int(len(xs) * q))], len(xs)
+
+
 def field(info, name):
     for line in info.splitlines():
         if line.startswith(name + ":"):
@@ -76,12 +114,17 @@ def main():
     ap.add_argument("--bin", default="target/release/tollgate")
     ap.add_argument("--seconds", type=int, default=600)
     ap.add_argument("--every", type=int, default=15)
+    ap.add_argument("--save-every", type=int, default=10)
     a = ap.parse_args()
     port = free_port()
     data = tempfile.mkdtemp()
     env = dict(os.environ, TOKIO_WORKER_THREADS="1")
+    config = os.path.join(data, "tollgate.toml")
+    with open(config, "w") as f:
+        f.write('save = ""\n')  # the saves are this script's
     server = subprocess.Popen(
-        [a.bin, "--port", str(port), "--data-dir", data, "--log-level", "warn"],
+        [a.bin, "--port", str(port), "--data-dir", data, "--config", config,
+         "--log-level", "warn"],
         env=env)
     for _ in range(100):
         try:
@@ -100,6 +143,24 @@ def main():
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     start_loads()
+    canary = Canary(port)
+    canary.start()
+    half = time.perf_counter() + a.seconds / 2
+    saves = []
+
+    def saver():
+        while time.perf_counter() < half:
+            time.sleep(0.5)
+        while time.time() < end:
+            began = time.perf_counter()
+            ask(port, "BGSAVE")
+            while "rdb_bgsave_in_progress:1" in ask(port, "INFO", "persistence"):
+                time.sleep(0.05)
+            saves.append(time.perf_counter() - began)
+            time.sleep(a.save_every)
+
+    threading.Thread(target=saver, daemon=True).start()
+    quiet_from = time.perf_counter()
     print(f"{'t (s)':>6} {'states':>9} {'used MB':>9} {'RSS MB':>8} {'RSS/state B':>12} {'frag':>6}")
     started = time.time()
     peak = 0.0
@@ -114,8 +175,17 @@ def main():
         per = rss * (1 << 20) / states if states else 0
         rows.append((time.time() - started, states, used, rss))
         print(f"{time.time() - started:6.0f} {states:9d} {used:9.1f} {rss:8.1f} {per:12.0f} {field(info, 'mem_fragmentation_ratio'):>6}")
+    soak_end = time.perf_counter()
+    canary.stop = True
     for p in loads:
         p.terminate()
+    for q, name in [(0.99, "p99"), (0.999, "p99.9")]:
+        quiet = canary.quantile_ms(quiet_from, half, q)
+        saving = canary.quantile_ms(half, soak_end, q)
+        print(f"canary {name}: {quiet[0]:.2f} ms without saves ({quiet[1]} checks), "
+              f"{saving[0]:.2f} ms with a BGSAVE every {a.save_every} s ({saving[1]} checks)")
+    if saves:
+        print(f"{len(saves)} saves, {min(saves):.2f} to {max(saves):.2f} s each")
     time.sleep(45)  # the windows pass; the sweep drops the states
     info = ask(port, "INFO", "memory")
     states = int(ask(port, "DBSIZE").strip().lstrip(":") or 0)

@@ -18,8 +18,6 @@ use tollgate::server::{self, Shared};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    #[cfg(feature = "jemalloc")]
-    tollgate::memory::using_jemalloc();
     let cli = Cli::parse();
     let config = match Config::load(&cli) {
         Ok(c) => c,
@@ -38,6 +36,8 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_ansi(ansi)
         .init();
+    #[cfg(feature = "jemalloc")]
+    tollgate::memory::using_jemalloc();
 
     let mut config = config;
     config.max_clients = fit_to_open_files(config.max_clients);

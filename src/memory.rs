@@ -6,9 +6,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static JEMALLOC: AtomicBool = AtomicBool::new(false);
 
-/// Called by the binary when jemalloc is its global allocator.
+/// Called by the binary when jemalloc is its global allocator. Turns on
+/// jemalloc's background threads, as Redis does (`jemalloc-bg-thread yes`):
+/// freed memory is then given back to the system on a timer, also while
+/// the server is idle (otherwise only allocations drive the purging).
 pub fn using_jemalloc() {
     JEMALLOC.store(true, Ordering::Relaxed);
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(
+            "jemalloc background threads not started ({e}): freed memory goes back to the system only while the server allocates"
+        );
+    }
 }
 
 /// Resident memory of this process in bytes, from /proc (0 where unknown).

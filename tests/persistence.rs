@@ -342,6 +342,9 @@ async fn prometheus_endpoint_serves_counters_histograms_and_health() {
         "tollgate_check_duration_seconds_bucket{le=\"1.0\",algorithm=\"gcra\"} 2",
         "Sampled: one check in 8 per thread is timed",
         "tollgate_keys 1",
+        "tollgate_evicted_keys_total 0",
+        "tollgate_maxmemory_bytes 0",
+        "tollgate_memory_dataset_bytes ",
         "# EOF",
     ] {
         assert!(body.contains(line), "{line} missing:\n{body}");

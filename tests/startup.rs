@@ -274,6 +274,15 @@ fn info_memory_shows_the_allocator() {
     let ratio: f64 = field("mem_fragmentation_ratio").parse().unwrap();
     assert!((ratio - rss as f64 / used as f64).abs() < 0.5, "{ratio}");
     assert!(field("allocator_resident").parse::<u64>().unwrap() >= used);
+    // jemalloc's background threads give freed memory back while idle.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", s.child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t.trim() == "jemalloc_bg_thd"),
+        "{threads:?}"
+    );
     s.signal("TERM");
     assert!(s.wait());
 }
