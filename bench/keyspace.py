@@ -103,8 +103,8 @@ def start(binary, port, data, config):
             raise SystemExit("the server did not start")
 
 
-def fill(port, keys):
-    """Sends `keys` checks through redis-cli --pipe."""
+def fill(port, keys, errors_allowed=False):
+    """Sends `keys` checks through redis-cli --pipe; answers its summary."""
     pipe = subprocess.Popen(["redis-cli", "-p", str(port), "--pipe"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     tail = b"$12\r\ntoken_bucket\r\n$2\r\n10\r\n$2\r\n1d\r\n"
@@ -119,14 +119,17 @@ def fill(port, keys):
     pipe.stdin.close()
     out = pipe.stdout.read().decode(errors="replace")
     pipe.wait()
-    if "errors: 0" not in out:
+    if "errors: 0" not in out and not errors_allowed:
         raise SystemExit(f"mass insertion failed: {out}")
+    return out.strip().splitlines()[-1] if out.strip() else ""
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/tollgate")
     ap.add_argument("--millions", type=float, default=20)
+    ap.add_argument("--maxmemory", default="", help='e.g. "512mb": fill under this bound')
+    ap.add_argument("--policy", default="volatile-ttl", help="maxmemory_policy with --maxmemory")
     a = ap.parse_args()
     keys = int(a.millions * 1_000_000)
     port = free_port()
@@ -134,13 +137,22 @@ def main():
     config = os.path.join(data, "tollgate.toml")
     with open(config, "w") as f:
         f.write('save = ""\n')
+        if a.maxmemory:
+            f.write(f'maxmemory = "{a.maxmemory}"\nmaxmemory_policy = "{a.policy}"\n')
     server, _ = start(a.bin, port, data, config)
     empty = status_mb(server.pid, "VmRSS")
     began = time.time()
-    fill(port, keys)
+    summary = fill(port, keys, errors_allowed=bool(a.maxmemory))
     filled = time.time() - began
     states = int(ask(port, "DBSIZE").strip().lstrip(":"))
     rest = status_mb(server.pid, "VmRSS")
+    memory = ask(port, "INFO", "memory") + ask(port, "INFO", "stats")
+    field = lambda name: next((l.split(":", 1)[1].strip() for l in memory.splitlines()
+                               if l.startswith(name + ":")), "?")
+    counted = int(field("used_memory_dataset")) / (1 << 20)
+    print(f"{keys:,} checks sent ({summary}); store's own count {counted:.0f} MB"
+          + (f" under maxmemory {a.maxmemory} ({a.policy}): {states:,} states kept, "
+             f"{field('evicted_keys')} evicted, RSS {rest:.0f} MB" if a.maxmemory else ""))
     canary = Canary(port)
     canary.start()
     quiet_from = time.perf_counter()

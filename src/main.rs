@@ -17,6 +17,11 @@ use tollgate::server::{self, Shared};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// mimalloc, built only to compare allocators (see the README's soak).
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(&cli) {
@@ -38,6 +43,8 @@ fn main() -> ExitCode {
         .init();
     #[cfg(feature = "jemalloc")]
     tollgate::memory::using_jemalloc();
+    #[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+    tollgate::memory::using("mimalloc");
 
     let mut config = config;
     config.max_clients = fit_to_open_files(config.max_clients);

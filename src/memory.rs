@@ -5,6 +5,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static JEMALLOC: AtomicBool = AtomicBool::new(false);
+/// The allocator's name when it is not jemalloc (whose figures we read).
+static OTHER: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Called by the binary when another allocator than jemalloc or the
+/// system's is its global allocator: INFO names it.
+pub fn using(name: &'static str) {
+    let _ = OTHER.set(name);
+}
 
 /// Called by the binary when jemalloc is its global allocator. Turns on
 /// jemalloc's background threads, as Redis does (`jemalloc-bg-thread yes`):
@@ -71,6 +79,6 @@ pub fn now() -> Memory {
         rss,
         allocator_active: 0,
         allocator_resident: 0,
-        allocator: "libc",
+        allocator: OTHER.get().copied().unwrap_or("libc"),
     }
 }

@@ -60,29 +60,39 @@ const SAMPLES: usize = 16;
 const MAX_EVICTIONS: usize = 64;
 
 impl Entry64 {
-    /// Bytes of heap this slot holds beyond its 64 bytes.
+    /// Bytes of heap this slot holds beyond its 64 bytes (computed on every
+    /// insert and removal: the common slot, an inline key and a state with
+    /// no heap part, takes two tests).
+    #[inline]
     pub(super) fn heap_bytes(&self) -> usize {
         let key = match &self.key {
             Key::Inline(_) => 0,
             Key::Heap(k) => k.len(),
         };
-        key + match &self.held {
-            Held::Inline(state) => state.heap_bytes(),
-            Held::Policy(p) => {
-                std::mem::size_of::<PolicyStates>()
-                    + p.states.capacity() * std::mem::size_of::<State>()
-                    + p.states.iter().map(State::heap_bytes).sum::<usize>()
-            }
+        match &self.held {
+            Held::Inline(State::SlidingLog(s)) => key + s.heap_bytes(),
+            Held::Inline(State::SlidingWindow(s)) => key + s.heap_bytes(),
+            Held::Inline(_) => key,
+            Held::Policy(p) => key + policy_heap_bytes(p),
         }
     }
 
     /// Whether a check can change [`Entry64::heap_bytes`].
+    #[inline]
     pub(super) fn may_grow(&self) -> bool {
         match &self.held {
             Held::Inline(state) => matches!(state, State::SlidingLog(_) | State::SlidingWindow(_)),
             Held::Policy(_) => true,
         }
     }
+}
+
+/// Heap bytes of a policy key's states.
+#[inline(never)]
+fn policy_heap_bytes(p: &PolicyStates) -> usize {
+    std::mem::size_of::<PolicyStates>()
+        + p.states.capacity() * std::mem::size_of::<State>()
+        + p.states.iter().map(State::heap_bytes).sum::<usize>()
 }
 
 impl Shard {
@@ -94,7 +104,7 @@ impl Shard {
     /// Makes room for one more slot holding `extra` heap bytes without
     /// passing `budget`: true if there is (growing the slot vector by at
     /// most half, and no further than the budget allows).
-    fn reserve_within(&mut self, budget: usize, extra: usize) -> bool {
+    pub(super) fn reserve_within(&mut self, budget: usize, extra: usize) -> bool {
         let slot = std::mem::size_of::<Entry64>();
         let fixed = self.index.bytes_after_insert() + self.heap + extra;
         let (len, cap) = (self.slots.len(), self.slots.capacity());
@@ -175,7 +185,7 @@ impl super::Store {
     }
 
     /// A shard's share of `maxmemory`, if there is one.
-    fn shard_budget(&self) -> Option<usize> {
+    pub(super) fn shard_budget(&self) -> Option<usize> {
         let (bytes, _) = self.maxmemory();
         (bytes > 0).then(|| usize::try_from(bytes / super::SHARDS as u64).unwrap_or(usize::MAX))
     }
@@ -188,6 +198,9 @@ impl super::Store {
         hash: u64,
         entry: &Entry64,
     ) -> Result<(), super::Refused> {
+        if self.maxmemory.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
         let Some(budget) = self.shard_budget() else {
             return Ok(());
         };

@@ -120,6 +120,16 @@ impl Store {
             params,
             held,
         };
+        // Under maxmemory, grow as a check would. This process hashes keys
+        // to shards with its own seed, so a shard may get more than its
+        // share: it is loaded anyway, growing by a sixteenth at a time.
+        if let Some(budget) = self.shard_budget()
+            && !shard.reserve_within(budget, slot.heap_bytes())
+            && shard.slots.len() == shard.slots.capacity()
+        {
+            let step = (shard.slots.len() / 16).max(16);
+            shard.slots.reserve_exact(step);
+        }
         shard.insert(hash, slot, &self.hasher);
     }
 }
