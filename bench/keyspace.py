@@ -15,77 +15,11 @@ fresh again during the run). Needs redis-cli (redis-tools). Not part of
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 
-
-class Canary(threading.Thread):
-    """One client checking its own keys back to back; keeps each latency
-    with the time it was taken."""
-
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.samples = []
-        self.stop = False
-
-    def run(self):
-        s = socket.create_connection(("127.0.0.1", self.port))
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        i = 0
-        while not self.stop:
-            key = b"canary:%d" % (i % 1000)
-            req = b"*5\r\n$11\r\nLIMIT.CHECK\r\n$%d\r\n%s\r\n$4\r\ngcra\r\n$7\r\n1000000\r\n$2\r\n1s\r\n" % (len(key), key)
-            began = time.perf_counter()
-            s.sendall(req)
-            got = b""
-            while got.count(b"\r\n") < 6:
-                got += s.recv(4096)
-            self.samples.append((began, time.perf_counter() - began))
-            i += 1
-            time.sleep(0.0005)
-
-    def p999_ms(self, start, end):
-        xs = sorted(d for t, d in self.samples if start <= t < end)
-        if not xs:
-            return float("nan"), 0
-        return 1000 * xs[min(len(xs) - 1, int(len(xs) * 0.999))], len(xs)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def ask(port, *words, timeout=600):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    out = b"*%d\r\n" % len(words)
-    for w in words:
-        w = w.encode()
-        out += b"$%d\r\n%s\r\n" % (len(w), w)
-    s.sendall(out)
-    data = b""
-    while True:
-        chunk = s.recv(1 << 16)
-        data += chunk
-        if not chunk or data.endswith(b"\r\n") and (data[:1] != b"$" or data.count(b"\r\n") >= 2):
-            break
-    s.close()
-    return data.decode(errors="replace")
-
-
-def status_mb(pid, name):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(name + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from benchlib import Canary, ask, field, free_port, status_mb
 
 
 def start(binary, port, data, config):
@@ -147,12 +81,10 @@ def main():
     states = int(ask(port, "DBSIZE").strip().lstrip(":"))
     rest = status_mb(server.pid, "VmRSS")
     memory = ask(port, "INFO", "memory") + ask(port, "INFO", "stats")
-    field = lambda name: next((l.split(":", 1)[1].strip() for l in memory.splitlines()
-                               if l.startswith(name + ":")), "?")
-    counted = int(field("used_memory_dataset")) / (1 << 20)
+    counted = int(field(memory, "used_memory_dataset")) / (1 << 20)
     print(f"{keys:,} checks sent ({summary}); store's own count {counted:.0f} MB"
           + (f" under maxmemory {a.maxmemory} ({a.policy}): {states:,} states kept, "
-             f"{field('evicted_keys')} evicted, RSS {rest:.0f} MB" if a.maxmemory else ""))
+             f"{field(memory, 'evicted_keys')} evicted, RSS {rest:.0f} MB" if a.maxmemory else ""))
     canary = Canary(port)
     canary.start()
     quiet_from = time.perf_counter()
@@ -167,8 +99,8 @@ def main():
     save_to = time.perf_counter()
     save_s = time.time() - began
     canary.stop = True
-    quiet = canary.p999_ms(quiet_from, quiet_to)
-    saving = canary.p999_ms(save_from, save_to)
+    quiet = canary.quantile_ms(quiet_from, quiet_to, 0.999)
+    saving = canary.quantile_ms(save_from, save_to, 0.999)
     if "OK" not in reply:
         raise SystemExit(f"SAVE failed: {reply}")
     peak = status_mb(server.pid, "VmHWM")

@@ -16,11 +16,12 @@ redis-benchmark (redis-tools). Not part of `cargo test`.
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
+
+from benchlib import Canary, ask, field, free_port, status_mb
 
 LOADS = [
     # (random keys, command): churning states on every algorithm, each on
@@ -33,80 +34,6 @@ LOADS = [
     # ... and hot keys whose sliding logs grow, then expire.
     (2000, "LIMIT.CHECK hot:__rand_int__ sliding_log 2000 10s"),
 ]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def ask(port, *words):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    out = b"*%d\r\n" % len(words)
-    for w in words:
-        w = w.encode()
-        out += b"$%d\r\n%s\r\n" % (len(w), w)
-    s.sendall(out)
-    data = b""
-    while True:
-        chunk = s.recv(1 << 16)
-        data += chunk
-        if not chunk or data.endswith(b"\r\n") and (data[:1] != b"$" or data.count(b"\r\n") >= 2):
-            break
-    s.close()
-    return data.decode(errors="replace")
-
-
-class Canary(threading.Thread):
-    """One client checking its own keys back to back (every 0.5 ms); keeps
-    each latency with the time it was taken."""
-
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.samples = []
-        self.stop = False
-
-    def run(self):
-        s = socket.create_connection(("127.0.0.1", self.port))
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        i = 0
-        while not self.stop:
-            key = b"canary:%d" % (i % 1000)
-            req = (b"*5\r\n$11\r\nLIMIT.CHECK\r\n$%d\r\n%s\r\n$4\r\ngcra\r\n$7\r\n1000000\r\n$2\r\n1s\r\n"
-                   % (len(key), key))
-            began = time.perf_counter()
-            s.sendall(req)
-            got = b""
-            while got.count(b"\r\n") < 6:
-                got += s.recv(4096)
-            self.samples.append((began, time.perf_counter() - began))
-            i += 1
-            time.sleep(0.0005)
-
-    def quantile_ms(self, start, end, q):
-        xs = sorted(d for t, d in self.samples if start <= t < end)
-        if not xs:
-            return float("nan"), 0
-        return 1000 * xs[min(len(xs) - 1, int(len(xs) * q))], len(xs)
-
-
-def field(info, name):
-    for line in info.splitlines():
-        if line.startswith(name + ":"):
-            return line.split(":", 1)[1].strip()
-    return "?"
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main():
@@ -152,10 +79,12 @@ def main():
         while time.perf_counter() < half:
             time.sleep(0.5)
         while time.time() < end:
+            done = lambda: int(field(ask(port, "INFO", "persistence"), "rdb_saves"))
+            before = done()
             began = time.perf_counter()
             ask(port, "BGSAVE")
-            while "rdb_bgsave_in_progress:1" in ask(port, "INFO", "persistence"):
-                time.sleep(0.05)
+            while done() == before:
+                time.sleep(0.02)
             saves.append(time.perf_counter() - began)
             time.sleep(a.save_every)
 
@@ -170,7 +99,7 @@ def main():
         info = ask(port, "INFO", "memory")
         states = int(ask(port, "DBSIZE").strip().lstrip(":") or 0)
         used = int(field(info, "used_memory")) / (1 << 20)
-        rss = rss_mb(server.pid)
+        rss = status_mb(server.pid, "VmRSS")
         peak = max(peak, rss)
         per = rss * (1 << 20) / states if states else 0
         rows.append((time.time() - started, states, used, rss))
@@ -190,7 +119,7 @@ def main():
     info = ask(port, "INFO", "memory")
     states = int(ask(port, "DBSIZE").strip().lstrip(":") or 0)
     print(f"after the load stopped: {states} states, used {int(field(info, 'used_memory')) / (1 << 20):.1f} MB, "
-          f"RSS {rss_mb(server.pid):.1f} MB (peak {peak:.1f} MB), allocator {field(info, 'mem_allocator')}")
+          f"RSS {status_mb(server.pid, 'VmRSS'):.1f} MB (peak {peak:.1f} MB), allocator {field(info, 'mem_allocator')}")
     server.send_signal(signal.SIGTERM)
     server.wait(timeout=30)
 
