@@ -16,6 +16,8 @@
 //!   open-addressed index ([`store::index`]).
 //! - [`limiter`]: the six algorithms as pure functions of (state, params, now).
 //! - [`policy`]: named multi-rule policies, all or nothing.
+//! - [`cluster`]: cluster mode: key slots, the node id and the pushed slot
+//!   map, and where a key is served.
 //! - [`wait`]: first-come-first-served queues for `WAIT`; held replies counted.
 //! - [`clock`]: the injected time source.
 //! - [`acl`]: users, their passwords (SHA-256) and what they may run.
@@ -37,6 +39,7 @@
 pub mod acl;
 pub mod clients;
 pub mod clock;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod connection;

@@ -63,6 +63,10 @@ fn main() -> ExitCode {
             );
         }
     }
+    if let Err(e) = tollgate::cluster::Cluster::open(config.cluster_mode, &config.data_dir) {
+        eprintln!("tollgate: cluster state {e}");
+        return ExitCode::FAILURE;
+    }
     let shared = Shared::new(config, Arc::new(SystemClock));
     if shared.config.snapshots
         && let Err(e) = restore(&shared, cli.discard_bad_snapshot)

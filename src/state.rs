@@ -32,6 +32,8 @@ pub struct Shared {
     pub users: crate::acl::Users,
     /// The certificates TLS connections are accepted with (none: TLS off).
     pub tls: crate::tls::Tls,
+    /// Cluster mode: this node's id and slot map.
+    pub cluster: crate::cluster::Cluster,
     pub started: Instant,
     port: AtomicU16,
     shutdown: watch::Sender<bool>,
@@ -51,6 +53,13 @@ impl Shared {
         let (shutdown, _) = watch::channel(false);
         let snapshot_path = crate::snapshot::path_in(&config.data_dir);
         let started_secs = clock.now() / 1_000_000_000;
+        // The binary opens the cluster state first and stops on an error
+        // (`nodes.json` unreadable); here it is known to open.
+        let cluster = crate::cluster::Cluster::open(config.cluster_mode, &config.data_dir)
+            .unwrap_or_else(|e| {
+                tracing::error!("cluster state not loaded, cluster mode off: {e}");
+                crate::cluster::Cluster::off()
+            });
         let engine = Engine::new(config.policies.clone(), clock);
         engine
             .store
@@ -58,6 +67,7 @@ impl Shared {
         Arc::new(Shared {
             persistence: Persistence::new(snapshot_path, started_secs),
             tls: crate::tls::Tls::default(),
+            cluster,
             users: crate::acl::Users::new(config.requirepass.as_deref()),
             port: AtomicU16::new(config.port),
             engine,

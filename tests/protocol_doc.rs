@@ -120,7 +120,9 @@ async fn documented_errors_are_what_the_server_says() {
 /// of Redis's error words), with placeholders (`<name>`) and a trailing
 /// `...` standing for any text.
 fn documented_errors(doc: &str) -> Vec<String> {
-    const WORDS: [&str; 8] = [
+    const WORDS: [&str; 10] = [
+        "MOVED ",
+        "CLUSTERDOWN ",
         "OOM ",
         "NOPERM ",
         "ERR ",
@@ -216,6 +218,24 @@ async fn every_documented_error_is_what_the_server_says() {
         (
             "OOM command not allowed when used memory > 'maxmemory'.",
             include_str!("memory.rs"),
+        ),
+        ("ERR Invalid slot", include_str!("cluster.rs")),
+        (
+            "ERR This instance has cluster support disabled",
+            include_str!("cluster.rs"),
+        ),
+        (
+            "ERR cluster_mode is not managed",
+            include_str!("cluster.rs"),
+        ),
+        (
+            "ERR invalid cluster config: <reason>",
+            include_str!("cluster.rs"),
+        ),
+        ("MOVED <slot> <ip>:<port>", include_str!("cluster.rs")),
+        (
+            "CLUSTERDOWN Hash slot not served",
+            include_str!("cluster.rs"),
         ),
         (
             "ERR snapshot <path>: <reason>",

@@ -389,3 +389,26 @@ fn a_save_fits_under_an_address_space_limit_of_the_keyspace_plus_a_margin() {
     s.signal("TERM");
     assert!(s.wait());
 }
+
+/// A cluster state file that cannot be read stops the start with one line
+/// naming it, rather than a node serving with a new id and no map.
+#[test]
+fn a_bad_nodes_file_stops_the_start() {
+    let dir = scratch_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("nodes.json"), "{\"id\": \"short\"}").unwrap();
+    let (ok, stderr) = run_to_end(&[
+        "--port",
+        "0",
+        "--data-dir",
+        &path(&dir),
+        "--cluster-mode",
+        "managed",
+    ]);
+    assert!(!ok);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("nodes.json") && stderr.contains("node id 'short' is not 40 hex digits"),
+        "{stderr}"
+    );
+}

@@ -75,6 +75,20 @@ fn permitted(ctx: &mut Ctx<'_>, spec: &CommandSpec, argv: &[&[u8]]) -> Result<()
     Ok(())
 }
 
+/// In `managed` cluster mode: whether the command's key is served here
+/// (`MOVED` to its owner, or `CLUSTERDOWN` before any map).
+#[cold]
+fn routed_here(ctx: &Ctx<'_>, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(), CmdError> {
+    let key = usize::try_from(spec.first_key).ok().filter(|&i| i > 0);
+    let Some(key) = key.and_then(|i| argv.get(i)) else {
+        return Ok(());
+    };
+    ctx.shared.cluster.route(key).map_err(|r| match r {
+        crate::cluster::Redirect::Moved(to) => CmdError::Line(format!("MOVED {to}")),
+        crate::cluster::Redirect::Down => CmdError::Line("CLUSTERDOWN Hash slot not served".into()),
+    })
+}
+
 fn dispatch_inner(
     ctx: &mut Ctx<'_>,
     spec: Option<&CommandSpec>,
@@ -105,6 +119,12 @@ fn dispatch_inner(
         return Err(CmdError::NoAuth);
     }
     if let Err(e) = permitted(ctx, spec, argv) {
+        ctx.session.multi_dirty |= ctx.session.multi.is_some();
+        return Err(e);
+    }
+    if ctx.shared.cluster.routes()
+        && let Err(e) = routed_here(ctx, spec, argv)
+    {
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
         return Err(e);
     }

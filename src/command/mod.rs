@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod args;
 pub mod cell;
+pub mod cluster;
 pub mod dispatch;
 pub mod introspect;
 pub mod limit;
@@ -149,6 +150,7 @@ pub static COMMANDS: LazyLock<Vec<&'static CommandSpec>> = LazyLock::new(|| {
         acl::ROWS,
         introspect::ROWS,
         server::ROWS,
+        cluster::ROWS,
     ]
     .into_iter()
     .flatten()

@@ -239,6 +239,15 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         debug_assert_eq!(metrics::POLICY, Algorithm::ALL.len());
         out.push_str("\r\n");
     }
+    if show("cluster") {
+        let cluster = &shared.cluster;
+        let enabled = u8::from(cluster.mode != crate::cluster::ClusterMode::Off);
+        let _ = write!(
+            out,
+            "# Cluster\r\ncluster_enabled:{enabled}\r\ncluster_mode:{}\r\n\r\n",
+            cluster.mode.name()
+        );
+    }
     if show("keyspace") {
         out.push_str("# Keyspace\r\n");
         let keys = shared.engine.store.len();

@@ -67,6 +67,14 @@ pub struct Cli {
     /// Past maxmemory: noeviction (new keys get OOM) or volatile-ttl [default: noeviction].
     #[arg(long, env = "TOLLGATE_MAXMEMORY_POLICY")]
     pub maxmemory_policy: Option<String>,
+    /// Cluster mode: off, emulated (one node owns every slot) or managed (slots from
+    /// TOLLGATE.CLUSTER CONFIG) [default: off].
+    #[arg(long, env = "TOLLGATE_CLUSTER_MODE")]
+    pub cluster_mode: Option<String>,
+    /// The address emulated cluster mode gives for this node [default: the one the client
+    /// connected to].
+    #[arg(long, env = "TOLLGATE_CLUSTER_ANNOUNCE_IP")]
+    pub cluster_announce_ip: Option<String>,
     /// If the snapshot cannot be loaded, move it aside (dump.tgs.bad-TIME) and start empty
     /// instead of refusing to start.
     #[arg(long)]

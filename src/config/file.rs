@@ -1,7 +1,7 @@
 //! The config file's grammar: TOML read with the span of every value, so
 //! that each error names its line, column and key.
 
-use super::EvictionPolicy;
+use super::{ClusterMode, EvictionPolicy};
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -37,6 +37,8 @@ struct FileConfig {
     maxmemory_clients: Option<Spanned<String>>,
     maxmemory: Option<Spanned<String>>,
     maxmemory_policy: Option<Spanned<String>>,
+    cluster_mode: Option<Spanned<String>>,
+    cluster_announce_ip: Option<Spanned<String>>,
     protected_mode: Option<Spanned<bool>>,
     aclfile: Option<Spanned<PathBuf>>,
     shutdown_timeout: Option<Spanned<String>>,
@@ -174,6 +176,12 @@ pub(super) fn parse(text: &str) -> Result<Config, String> {
     }
     if let Some(size) = &file.maxmemory {
         c.maxmemory = super::parse_bytes(size.get_ref()).map_err(|e| t.error(size.span(), e))?;
+    }
+    if let Some(mode) = &file.cluster_mode {
+        c.cluster_mode = ClusterMode::parse(mode.get_ref()).map_err(|e| t.error(mode.span(), e))?;
+    }
+    if let Some(ip) = file.cluster_announce_ip {
+        c.cluster_announce_ip = Some(ip.into_inner()).filter(|ip| !ip.is_empty());
     }
     if let Some(policy) = &file.maxmemory_policy {
         c.maxmemory_policy =

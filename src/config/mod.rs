@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::cluster::ClusterMode;
 use crate::policy::Policy;
 pub use crate::store::EvictionPolicy;
 
@@ -51,6 +52,11 @@ pub struct Config {
     pub maxmemory: u64,
     /// What happens to a new key past `maxmemory`.
     pub maxmemory_policy: EvictionPolicy,
+    /// Whether and how this node takes part in a cluster.
+    pub cluster_mode: ClusterMode,
+    /// The address `emulated` mode gives for this node (None: the address
+    /// the client connected to).
+    pub cluster_announce_ip: Option<String>,
     /// With no password, serve only loopback clients.
     pub protected_mode: bool,
     /// How long a shutdown may take in all (drain and final snapshot), in
@@ -92,6 +98,8 @@ impl Default for Config {
             maxmemory_clients: 1024 * 1024 * 1024,
             maxmemory: 0,
             maxmemory_policy: EvictionPolicy::NoEviction,
+            cluster_mode: ClusterMode::Off,
+            cluster_announce_ip: None,
             protected_mode: true,
             shutdown_timeout_ms: 9_000,
             aclfile: None,
@@ -165,6 +173,13 @@ impl Config {
         if let Some(size) = &cli.maxmemory {
             config.maxmemory =
                 parse_bytes(size).map_err(|message| ConfigError::Flag { message })?;
+        }
+        if let Some(mode) = &cli.cluster_mode {
+            config.cluster_mode =
+                ClusterMode::parse(mode).map_err(|message| ConfigError::Flag { message })?;
+        }
+        if let Some(ip) = &cli.cluster_announce_ip {
+            config.cluster_announce_ip = Some(ip.clone()).filter(|ip| !ip.is_empty());
         }
         if let Some(policy) = &cli.maxmemory_policy {
             config.maxmemory_policy =
@@ -282,6 +297,11 @@ impl Config {
                 "maxmemory_policy",
                 self.maxmemory_policy != other.maxmemory_policy,
             ),
+            ("cluster_mode", self.cluster_mode != other.cluster_mode),
+            (
+                "cluster_announce_ip",
+                self.cluster_announce_ip != other.cluster_announce_ip,
+            ),
             (
                 "protected_mode",
                 self.protected_mode != other.protected_mode,
@@ -337,6 +357,11 @@ impl Config {
             ("maxmemory-clients", self.maxmemory_clients.to_string()),
             ("maxmemory", self.maxmemory.to_string()),
             ("maxmemory-policy", self.maxmemory_policy.name().into()),
+            ("cluster-mode", self.cluster_mode.name().into()),
+            (
+                "cluster-announce-ip",
+                self.cluster_announce_ip.clone().unwrap_or_default(),
+            ),
             (
                 "protected-mode",
                 if self.protected_mode { "yes" } else { "no" }.into(),

@@ -1,0 +1,220 @@
+//! Cluster mode: keys hash to Redis Cluster's 16384 slots, and a node
+//! serves the slots a pushed map gives it (`managed`), or all of them
+//! (`emulated`). No gossip, no consensus: the map comes from outside, the
+//! way Dragonfly's managed cluster mode takes it, and clients route with the
+//! Redis Cluster protocol they already speak (`CLUSTER SLOTS`, `MOVED`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+pub mod map;
+
+pub use map::{Node, Owner, SLOTS, SlotMap};
+
+/// How this node takes part in a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterMode {
+    /// Not at all: `CLUSTER ...` is refused, as in Redis.
+    #[default]
+    Off,
+    /// One node that owns every slot.
+    Emulated,
+    /// The slots a pushed map gives it.
+    Managed,
+}
+
+impl ClusterMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClusterMode::Off => "off",
+            ClusterMode::Emulated => "emulated",
+            ClusterMode::Managed => "managed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<ClusterMode, String> {
+        [
+            ClusterMode::Off,
+            ClusterMode::Emulated,
+            ClusterMode::Managed,
+        ]
+        .into_iter()
+        .find(|m| m.name().eq_ignore_ascii_case(text))
+        .ok_or_else(|| format!("cluster_mode must be off, emulated or managed, not '{text}'"))
+    }
+}
+
+/// The slot of `key`, as Redis Cluster computes it (CRC16 XMODEM mod
+/// 16384, of the `{hash tag}` when there is a non-empty one).
+pub fn keyslot(key: &[u8]) -> u16 {
+    redis_protocol::redis_keyslot(key)
+}
+
+/// The file beside the snapshot that keeps the node id and the map.
+pub const FILE_NAME: &str = "nodes.json";
+
+/// What `nodes.json` holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    id: String,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+}
+
+/// Why a keyed command is not served here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redirect {
+    /// `MOVED <slot> <ip>:<port>`.
+    Moved(String),
+    /// No map yet (`managed` mode).
+    Down,
+}
+
+/// This node's cluster state.
+#[derive(Debug)]
+pub struct Cluster {
+    pub mode: ClusterMode,
+    id: String,
+    map: RwLock<Option<Arc<SlotMap>>>,
+    file: PathBuf,
+}
+
+impl Cluster {
+    /// The state for `mode`, with the id and map kept in `data_dir` (made
+    /// and saved at the first start). Off: nothing is read or written.
+    pub fn open(mode: ClusterMode, data_dir: &Path) -> Result<Cluster, String> {
+        let file = data_dir.join(FILE_NAME);
+        let mut cluster = Cluster {
+            mode,
+            id: String::new(),
+            map: RwLock::new(None),
+            file,
+        };
+        if mode == ClusterMode::Off {
+            return Ok(cluster);
+        }
+        let shown = || {
+            // Named in full, as the working directory may not be obvious.
+            let full = std::env::current_dir().map(|d| d.join(&cluster.file));
+            full.unwrap_or_else(|_| cluster.file.clone())
+                .display()
+                .to_string()
+        };
+        match std::fs::read_to_string(&cluster.file) {
+            Ok(text) => {
+                let saved: Saved =
+                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", shown()))?;
+                if !map::valid_id(&saved.id) {
+                    return Err(format!(
+                        "{}: node id '{}' is not 40 hex digits",
+                        shown(),
+                        saved.id
+                    ));
+                }
+                cluster.id = saved.id;
+                if let (ClusterMode::Managed, Some(config)) = (mode, saved.config) {
+                    let shards =
+                        serde_json::from_value(config).map_err(|e| format!("{}: {e}", shown()))?;
+                    let map = SlotMap::new(shards, &cluster.id)
+                        .map_err(|e| format!("{}: {e}", shown()))?;
+                    *cluster.map.get_mut() = Some(Arc::new(map));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                cluster.id = new_id(data_dir);
+                cluster
+                    .save(None)
+                    .map_err(|e| format!("{}: {e}", shown()))?;
+            }
+            Err(e) => return Err(format!("{}: {e}", shown())),
+        }
+        Ok(cluster)
+    }
+
+    /// Cluster mode off.
+    pub fn off() -> Cluster {
+        Cluster {
+            mode: ClusterMode::Off,
+            id: String::new(),
+            map: RwLock::new(None),
+            file: PathBuf::new(),
+        }
+    }
+
+    /// The node id (empty when the mode is off).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The pushed map (`managed` mode), if any.
+    pub fn map(&self) -> Option<Arc<SlotMap>> {
+        self.map.read().clone()
+    }
+
+    /// Whether keyed commands must be routed here (only `managed` mode
+    /// sends clients elsewhere).
+    #[inline]
+    pub fn routes(&self) -> bool {
+        self.mode == ClusterMode::Managed
+    }
+
+    /// Whether `key` is served here; else where it is.
+    pub fn route(&self, key: &[u8]) -> Result<(), Redirect> {
+        let map = self.map.read();
+        let Some(map) = map.as_ref() else {
+            return Err(Redirect::Down);
+        };
+        let slot = keyslot(key);
+        match map.owner(slot) {
+            Owner::Me => Ok(()),
+            Owner::Other(node) => Err(Redirect::Moved(format!("{slot} {}:{}", node.ip, node.port))),
+        }
+    }
+
+    /// Checks and applies a whole map, then saves it; on error nothing changes.
+    pub fn configure(&self, json: &str) -> Result<(), String> {
+        let map = SlotMap::parse(json, &self.id)?;
+        let mut current = self.map.write();
+        self.save(Some(map.to_json()))
+            .map_err(|e| format!("cannot save {}: {e}", self.file.display()))?;
+        *current = Some(Arc::new(map));
+        Ok(())
+    }
+
+    /// Writes `nodes.json` atomically (temporary file, rename).
+    fn save(&self, config: Option<serde_json::Value>) -> std::io::Result<()> {
+        let saved = Saved {
+            id: self.id.clone(),
+            config,
+        };
+        let text = serde_json::to_string_pretty(&saved)?;
+        if let Some(dir) = self.file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.file.with_extension("json.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &self.file)
+    }
+}
+
+/// A new node id: 40 hex digits of a SHA-256 over the time, the process
+/// and the data directory (unique enough among a cluster's nodes).
+fn new_id(data_dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut h = Sha256::new();
+    h.update(now.to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.update(data_dir.as_os_str().as_encoded_bytes());
+    let digest = h.finalize();
+    digest.iter().take(20).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;
