@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::Parser;
 use tollgate::clock::SystemClock;
 use tollgate::config::{Cli, Config};
+use tollgate::config::{ClusterAction, Command};
 use tollgate::persistence;
 use tollgate::server::{self, Shared};
 
@@ -33,6 +34,21 @@ fn main() -> ExitCode {
     };
     if cli.healthcheck {
         return healthcheck(&config);
+    }
+    if let Some(Command::Cluster {
+        action: ClusterAction::Assign { nodes },
+    }) = &cli.command
+    {
+        return match tollgate::cluster::assign::assign(nodes, config.requirepass.as_deref()) {
+            Ok(lines) => {
+                lines.iter().for_each(|l| println!("{l}"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tollgate: cluster assign: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
@@ -228,18 +244,10 @@ fn probe(addr: &str, password: Option<&str>) -> Result<(), String> {
         .set_read_timeout(Some(Duration::from_secs(2)))
         .map_err(|e| e.to_string())?;
     let mut request = Vec::new();
-    let mut push = |args: &[&[u8]]| {
-        request.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-        for a in args {
-            request.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            request.extend_from_slice(a);
-            request.extend_from_slice(b"\r\n");
-        }
-    };
     if let Some(pass) = password {
-        push(&[b"AUTH", pass.as_bytes()]);
+        request.extend(tollgate::resp::encode_request(&[b"AUTH", pass.as_bytes()]));
     }
-    push(&[b"PING"]);
+    request.extend(tollgate::resp::encode_request(&[b"PING"]));
     (&stream).write_all(&request).map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(&stream);
     for _ in 0..1 + usize::from(password.is_some()) {

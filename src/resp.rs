@@ -126,6 +126,19 @@ fn one_line(s: String) -> String {
     }
 }
 
+/// A request as clients send it: an array of bulk strings (any bytes are
+/// safe in them). For the binary's own small clients (healthcheck, cluster
+/// assign).
+pub fn encode_request(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +180,13 @@ mod tests {
         out.clear();
         encode(Reply::Error("ERR a\r\nb".into()), 2, &mut out);
         assert_eq!(&out[..], b"-ERR a  b\r\n");
+    }
+
+    #[test]
+    fn a_request_is_an_array_of_bulk_strings() {
+        assert_eq!(
+            encode_request(&[b"AUTH", b"p w\r\n"]),
+            b"*2\r\n$4\r\nAUTH\r\n$5\r\np w\r\n\r\n".to_vec()
+        );
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+pub mod assign;
 pub mod map;
 
 pub use map::{Node, Owner, SLOTS, SlotMap};

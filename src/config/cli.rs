@@ -82,4 +82,29 @@ pub struct Cli {
     /// Check that a server answers PING on --bind/--port, then exit 0 (healthy) or 1.
     #[arg(long)]
     pub healthcheck: bool,
+    /// A helper to run instead of the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Helpers the binary runs instead of the server.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Cluster helpers.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+}
+
+/// `tollgate cluster ...`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum ClusterAction {
+    /// Ask each node (cluster_mode managed) its id, split the 16384 slots evenly among them
+    /// in the order given, and push the same map to all (AUTH with --requirepass if set).
+    Assign {
+        /// Each node as clients reach it: HOST:PORT.
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
 }

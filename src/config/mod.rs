@@ -11,7 +11,7 @@ mod cli;
 mod file;
 mod values;
 
-pub use cli::Cli;
+pub use cli::{Cli, ClusterAction, Command};
 pub use values::{AuthClients, SavePoint, TlsFiles, parse_bytes};
 
 /// What `CONFIG GET` shows for a secret that is set.
