@@ -258,3 +258,56 @@ async fn three_managed_nodes_serve_a_cluster_client_and_redirect_the_rest() {
         s.stop().await;
     }
 }
+
+/// In managed mode policies come from the config file, and a snapshot
+/// holds only the slots the node owns.
+#[tokio::test]
+async fn a_managed_node_keeps_policies_from_its_file_and_saves_its_own_slots() {
+    let server = TestServer::manual_with(config(ClusterMode::Managed)).await;
+    let mut c = common::connect(&server.client()).await;
+    assert_eq!(
+        error(&mut c, &["LIMIT.POLICY", "SET", "p", "gcra", "1", "1s"]).await,
+        "ERR policies come from the config file in cluster_mode managed (the same file on every node, reloaded with SIGHUP)"
+    );
+    let id: String = cmd(&server, &["CLUSTER", "MYID"]).await;
+    let port = server.addr.port();
+    let other = "b".repeat(40);
+    let all_mine = format!(
+        r#"[{{"slot_ranges":[{{"start":0,"end":16383}}],"master":{{"id":"{id}","ip":"127.0.0.1","port":{port}}},"replicas":[]}},
+            {{"slot_ranges":[],"master":{{"id":"{other}","ip":"127.0.0.1","port":1}},"replicas":[]}}]"#
+    );
+    let ok: String = cmd(&server, &["TOLLGATE.CLUSTER", "CONFIG", &all_mine]).await;
+    assert_eq!(ok, "OK");
+    for i in 0..200 {
+        let _: Vec<i64> = cmd(
+            &server,
+            &["LIMIT.CHECK", &format!("k{i}"), "gcra", "1", "1h"],
+        )
+        .await;
+    }
+    let half = all_mine
+        .replacen(r#""end":16383"#, r#""end":8191"#, 1)
+        .replacen(
+            r#""slot_ranges":[],"#,
+            r#""slot_ranges":[{"start":8192,"end":16383}],"#,
+            1,
+        );
+    let ok: String = cmd(&server, &["TOLLGATE.CLUSTER", "CONFIG", &half]).await;
+    assert_eq!(ok, "OK");
+    let ok: String = cmd(&server, &["SAVE"]).await;
+    assert_eq!(ok, "OK");
+    let saved = tollgate::snapshot::load(&server.shared.persistence.path)
+        .unwrap()
+        .unwrap();
+    let kept: Vec<u16> = saved
+        .entries
+        .iter()
+        .map(|(k, _)| keyslot(tollgate::store::decode_key(k).unwrap().1))
+        .collect();
+    let mine = (0..200)
+        .filter(|i| keyslot(format!("k{i}").as_bytes()) < 8192)
+        .count();
+    assert_eq!(kept.len(), mine);
+    assert!(kept.iter().all(|&s| s < 8192));
+    server.stop().await;
+}

@@ -238,6 +238,10 @@ async fn every_documented_error_is_what_the_server_says() {
             include_str!("cluster.rs"),
         ),
         (
+            "ERR policies come from the config file in cluster_mode managed (the same file on every node, reloaded with SIGHUP)",
+            include_str!("cluster.rs"),
+        ),
+        (
             "ERR snapshot <path>: <reason>",
             include_str!("persistence.rs"),
         ),

@@ -175,6 +175,18 @@ impl Cluster {
         }
     }
 
+    /// Whether this node keeps the state of `key` in its snapshots: in
+    /// `managed` mode with a map, only for the slots it owns.
+    pub fn keeps(&self, key: &[u8]) -> bool {
+        if !self.routes() {
+            return true;
+        }
+        match self.map.read().as_ref() {
+            Some(map) => map.owner(keyslot(key)) == Owner::Me,
+            None => true,
+        }
+    }
+
     /// Checks and applies a whole map, then saves it; on error nothing changes.
     pub fn configure(&self, json: &str) -> Result<(), String> {
         let map = SlotMap::parse(json, &self.id)?;

@@ -151,8 +151,21 @@ const POLICY_HELP: &[&str] = &[
     "    Print this help.",
 ];
 
+/// In `managed` cluster mode policies come from the config file (the same
+/// on every node): one node's run-time change would make it decide
+/// differently from the others.
+fn policies_are_set_here(ctx: &Ctx<'_>) -> Result<(), CmdError> {
+    if ctx.shared.config.cluster_mode == crate::cluster::ClusterMode::Managed {
+        return Err(CmdError::invalid(
+            "policies come from the config file in cluster_mode managed (the same file on every node, reloaded with SIGHUP)",
+        ));
+    }
+    Ok(())
+}
+
 /// `LIMIT.POLICY SET name algorithm limit window [BURST n] [BUCKETS n] ...`.
 pub fn policy_set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    policies_are_set_here(ctx)?;
     let mut args = Args::new(&argv[2..]);
     let name = args.text()?;
     valid_policy_name(name)?;
@@ -182,6 +195,7 @@ pub fn policy_get(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError
 
 /// `LIMIT.POLICY DEL name`: 1 if it existed.
 pub fn policy_del(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    policies_are_set_here(ctx)?;
     let name = Args::new(&argv[2..]).text()?;
     let deleted = ctx
         .engine()

@@ -31,13 +31,13 @@ pub fn save_blocking(shared: &Shared) -> Result<(), String> {
     let changes = shared.engine.store.changes();
     let pending = p.pending.swap(false, Ordering::AcqRel);
     let now = shared.engine.clock.now();
-    let result = snapshot::save(
-        &p.path,
-        &shared.engine.store,
-        &shared.engine.policies.all(),
-        now,
-    )
-    .map_err(|e| e.to_string());
+    // A cluster node saves the states of its own slots.
+    let keep = |map_key: &[u8]| {
+        crate::store::decode_key(map_key).is_none_or(|(_, key)| shared.cluster.keeps(key))
+    };
+    let policies = shared.engine.policies.all();
+    let result = snapshot::save_keeping(&p.path, &shared.engine.store, &policies, now, &keep)
+        .map_err(|e| e.to_string());
     p.last_duration_ms
         .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     match &result {
@@ -143,8 +143,10 @@ pub fn load_into(shared: &Shared, discard_bad: bool) -> Result<Loaded, String> {
     let store = &shared.engine.store;
     let now = shared.engine.clock.now();
     let mut restored = 0;
+    let cluster = &shared.cluster;
     let loaded = snapshot::load_with(path, |key, entry| {
-        if entry.fresh_at > now {
+        let ours = crate::store::decode_key(&key).is_none_or(|(_, k)| cluster.keeps(k));
+        if entry.fresh_at > now && ours {
             store.insert_raw(key, entry);
             restored += 1;
         }

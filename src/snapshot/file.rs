@@ -66,7 +66,19 @@ pub fn save(
     policies: &[Arc<Policy>],
     now: u64,
 ) -> Result<Written, SnapshotError> {
-    save_with_fault(path, store, policies, now, None)
+    write_file(path, store, policies, now, &|_| true, None)
+}
+
+/// [`save`] of the states whose map key `keep` takes (a cluster node's own
+/// slots).
+pub fn save_keeping(
+    path: &Path,
+    store: &Store,
+    policies: &[Arc<Policy>],
+    now: u64,
+    keep: &dyn Fn(&[u8]) -> bool,
+) -> Result<Written, SnapshotError> {
+    write_file(path, store, policies, now, keep, None)
 }
 
 /// [`save`], stopping where `fault` says, as a crash would (the temporary
@@ -76,6 +88,17 @@ pub fn save_with_fault(
     store: &Store,
     policies: &[Arc<Policy>],
     now: u64,
+    fault: Option<Fault>,
+) -> Result<Written, SnapshotError> {
+    write_file(path, store, policies, now, &|_| true, fault)
+}
+
+fn write_file(
+    path: &Path,
+    store: &Store,
+    policies: &[Arc<Policy>],
+    now: u64,
+    keep: &dyn Fn(&[u8]) -> bool,
     fault: Option<Fault>,
 ) -> Result<Written, SnapshotError> {
     let io = |source| SnapshotError::Io {
@@ -98,7 +121,7 @@ pub fn save_with_fault(
             inner: BufWriter::with_capacity(256 * 1024, file),
             left: limit,
         };
-        let written = framing::write(&mut out, store, policies, now)?;
+        let written = framing::write(&mut out, store, policies, now, keep)?;
         let file = out.inner.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);

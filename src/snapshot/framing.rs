@@ -28,14 +28,15 @@ pub struct Written {
     pub entries: u64,
 }
 
-/// Streams a snapshot of `store` and the run-time `policies` into `out`
-/// (from its start), copying at most [`SLICE`] states at a time under a
+/// Streams a snapshot of `store` (the states whose map key `keep` takes)
+/// and the run-time `policies` into `out` (from its start), copying at most [`SLICE`] states at a time under a
 /// shard's lock and writing with no lock held.
 pub(super) fn write<W: Write + Seek>(
     out: &mut W,
     store: &Store,
     policies: &[std::sync::Arc<Policy>],
     now: u64,
+    keep: &dyn Fn(&[u8]) -> bool,
 ) -> io::Result<Written> {
     out.write_all(MAGIC)?;
     out.write_all(&VERSION.to_le_bytes())?;
@@ -50,8 +51,10 @@ pub(super) fn write<W: Write + Seek>(
     store.walk(SLICE, |step| {
         match step {
             Walked::State(key, fresh_at, slot) => {
-                put_entry(&mut slice, key, fresh_at, slot);
-                count += 1;
+                if keep(key) {
+                    put_entry(&mut slice, key, fresh_at, slot);
+                    count += 1;
+                }
             }
             Walked::Unlocked => {
                 entries_crc.update(&slice);

@@ -48,7 +48,9 @@ mod body;
 mod file;
 mod framing;
 
-pub use file::{Fault, load, load_with, move_aside, remove_orphans, save, save_with_fault};
+pub use file::{
+    Fault, load, load_with, move_aside, remove_orphans, save, save_keeping, save_with_fault,
+};
 pub use framing::Written;
 
 /// The snapshot's file name inside the data directory.
@@ -104,7 +106,8 @@ pub fn path_in(data_dir: &Path) -> PathBuf {
 /// (tests and fuzzing; a save streams to disk with [`save`]).
 pub fn encode(store: &Store, policies: &[std::sync::Arc<Policy>], now: u64) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
-    framing::write(&mut out, store, policies, now).expect("writing to memory cannot fail");
+    framing::write(&mut out, store, policies, now, &|_| true)
+        .expect("writing to memory cannot fail");
     out.into_inner()
 }
 
