@@ -311,3 +311,303 @@ async fn a_managed_node_keeps_policies_from_its_file_and_saves_its_own_slots() {
     assert!(kept.iter().all(|&s| s < 8192));
     server.stop().await;
 }
+
+/// The map of three nodes with `bounds`, node 0 moving `moving` to node 1.
+fn map_with(nodes: &[(String, u16)], bounds: [&str; 3], moving: Option<(u16, u16)>) -> String {
+    let shards: Vec<String> = nodes
+        .iter()
+        .zip(bounds)
+        .enumerate()
+        .map(|(i, ((id, port), ranges))| {
+            let migrations = match moving {
+                Some((start, end)) if i == 0 => format!(
+                    r#"[{{"slot_ranges":[{{"start":{start},"end":{end}}}],"node_id":"{}","ip":"127.0.0.1","port":{}}}]"#,
+                    nodes[1].0, nodes[1].1
+                ),
+                _ => "[]".into(),
+            };
+            format!(
+                r#"{{"slot_ranges":[{ranges}],"master":{{"id":"{id}","ip":"127.0.0.1","port":{port}}},"replicas":[],"migrations":{migrations}}}"#
+            )
+        })
+        .collect();
+    format!("[{}]", shards.join(","))
+}
+
+/// Slots 0-1000 move from node 0 to node 1 with their states while a client
+/// keeps checking keys in them: every key admits exactly its limit in all,
+/// before, during and after the move, and ends up on node 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_move_with_their_states_under_load_and_no_check_is_lost() {
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(TestServer::manual_with(config(ClusterMode::Managed)).await);
+    }
+    let mut nodes = Vec::new();
+    for s in &servers {
+        let id: String = cmd(s, &["CLUSTER", "MYID"]).await;
+        nodes.push((id, s.addr.port()));
+    }
+    let range = |s: u16, e: u16| format!(r#"{{"start":{s},"end":{e}}}"#);
+    let before = [range(0, 5460), range(5461, 10922), range(10923, 16383)];
+    let before = [before[0].as_str(), before[1].as_str(), before[2].as_str()];
+    for s in &servers {
+        let ok: String = cmd(
+            s,
+            &[
+                "TOLLGATE.CLUSTER",
+                "CONFIG",
+                &map_with(&nodes, before, None),
+            ],
+        )
+        .await;
+        assert_eq!(ok, "OK");
+    }
+    let moving: Vec<String> = (0u32..)
+        .map(|i| format!("m:{i}"))
+        .filter(|k| keyslot(k.as_bytes()) <= 1000)
+        .take(40)
+        .collect();
+    let seed = vec![format!("redis://127.0.0.1:{}", nodes[0].1)];
+    let client = redis::cluster::ClusterClient::new(seed).unwrap();
+    let mut c = client.get_async_connection().await.unwrap();
+    let check = |c: &mut redis::cluster_async::ClusterConnection, key: String| {
+        let mut c = c.clone();
+        async move {
+            let reply: Vec<i64> = redis::cmd("LIMIT.CHECK")
+                .arg(key)
+                .arg("fixed_window")
+                .arg(5)
+                .arg("1h")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            reply[0] == 1
+        }
+    };
+    // Two of each key's five taken before the move.
+    for key in &moving {
+        for _ in 0..2 {
+            assert!(check(&mut c, key.clone()).await);
+        }
+    }
+    // The load: every key checked again and again, admissions counted.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, keys, mut c) = (stop.clone(), moving.clone(), c.clone());
+        tokio::spawn(async move {
+            let mut admitted = std::collections::HashMap::<String, u32>::new();
+            let mut rounds = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || rounds < 8 {
+                for key in &keys {
+                    if check(&mut c, key.clone()).await {
+                        *admitted.entry(key.clone()).or_default() += 1;
+                    }
+                }
+                rounds += 1;
+            }
+            admitted
+        })
+    };
+    // The move: the map with the migration to every node (targets first).
+    let moving_map = map_with(&nodes, before, Some((0, 1000)));
+    for s in [&servers[1], &servers[2], &servers[0]] {
+        let ok: String = cmd(s, &["TOLLGATE.CLUSTER", "CONFIG", &moving_map]).await;
+        assert_eq!(ok, "OK");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status: Vec<String> = cmd(&servers[0], &["TOLLGATE.CLUSTER", "MIGRATION-STATUS"]).await;
+        assert_eq!(status.len(), 1);
+        if status[0].contains("FINISHED") {
+            assert!(
+                status[0].starts_with(&format!("out {} 0-1000 FINISHED ", nodes[1].0)),
+                "{}",
+                status[0]
+            );
+            break;
+        }
+        assert!(!status[0].contains("FAILED"), "{}", status[0]);
+        assert!(std::time::Instant::now() < deadline, "{}", status[0]);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let incoming: Vec<String> = cmd(&servers[1], &["TOLLGATE.CLUSTER", "MIGRATION-STATUS"]).await;
+    assert!(
+        incoming[0].starts_with(&format!("in {} 0-1000 FINISHED 40 states", nodes[0].0)),
+        "{incoming:?}"
+    );
+    // The final map: node 1 owns the slots.
+    let after = [
+        range(1001, 5460),
+        format!("{},{}", range(0, 1000), range(5461, 10922)),
+        range(10923, 16383),
+    ];
+    let after = [after[0].as_str(), after[1].as_str(), after[2].as_str()];
+    for s in &servers {
+        let ok: String = cmd(
+            s,
+            &["TOLLGATE.CLUSTER", "CONFIG", &map_with(&nodes, after, None)],
+        )
+        .await;
+        assert_eq!(ok, "OK");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let admitted = load.await.unwrap();
+    for key in &moving {
+        assert_eq!(
+            admitted.get(key).copied().unwrap_or(0),
+            3,
+            "{key}: 2 before + 3 under load, never more"
+        );
+        assert!(!check(&mut c, key.clone()).await, "{key} stays spent");
+    }
+    let on_source: i64 = cmd(
+        &servers[0],
+        &[
+            "CLUSTER",
+            "COUNTKEYSINSLOT",
+            &keyslot(moving[0].as_bytes()).to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(on_source, 0, "the source dropped its copies");
+    let on_target: i64 = cmd(
+        &servers[1],
+        &[
+            "CLUSTER",
+            "COUNTKEYSINSLOT",
+            &keyslot(moving[0].as_bytes()).to_string(),
+        ],
+    )
+    .await;
+    assert!(on_target >= 1);
+    for s in servers {
+        s.stop().await;
+    }
+}
+
+/// A move the target does not know of: the source keeps serving while it
+/// waits; a handed-over slot is refused with TRYAGAIN; IMPORTs that do not
+/// fit the target's map are refused and change nothing.
+#[tokio::test]
+async fn a_move_the_target_does_not_know_is_refused_and_changes_nothing() {
+    let source = TestServer::manual_with(config(ClusterMode::Managed)).await;
+    let target = TestServer::manual_with(config(ClusterMode::Managed)).await;
+    let mut nodes = Vec::new();
+    for s in [&source, &target] {
+        let id: String = cmd(s, &["CLUSTER", "MYID"]).await;
+        nodes.push((id, s.addr.port()));
+    }
+    nodes.push(("c".repeat(40), 1));
+    let range = |s: u16, e: u16| format!(r#"{{"start":{s},"end":{e}}}"#);
+    let (a, b, c) = (range(0, 5460), range(5461, 10922), range(10923, 16383));
+    let bounds = [a.as_str(), b.as_str(), c.as_str()];
+    let plain = map_with(&nodes, bounds, None);
+    let ok: String = cmd(&target, &["TOLLGATE.CLUSTER", "CONFIG", &plain]).await;
+    assert_eq!(ok, "OK");
+    let ok: String = cmd(
+        &source,
+        &[
+            "TOLLGATE.CLUSTER",
+            "CONFIG",
+            &map_with(&nodes, bounds, Some((0, 100))),
+        ],
+    )
+    .await;
+    assert_eq!(ok, "OK");
+    // The target's map has no such move: the source waits, serving.
+    let key = (0u32..)
+        .map(|i| format!("k{i}"))
+        .find(|k| keyslot(k.as_bytes()) <= 100)
+        .unwrap();
+    let served: Vec<i64> = cmd(&source, &["LIMIT.CHECK", &key, "gcra", "1", "1h"]).await;
+    assert_eq!(served[0], 1);
+    let status: Vec<String> = cmd(&source, &["TOLLGATE.CLUSTER", "MIGRATION-STATUS"]).await;
+    assert_eq!(
+        status,
+        [format!("out {} 0-100 WAITING 0 states", nodes[1].0)]
+    );
+    let mut t = common::connect(&target.client()).await;
+    assert_eq!(
+        error(
+            &mut t,
+            &["TOLLGATE.CLUSTER", "IMPORT", &nodes[0].0, "BEGIN"]
+        )
+        .await,
+        format!(
+            "ERR no migration from {} into this node in its map",
+            nodes[0].0
+        )
+    );
+    // While the slots are handed over, checks on them are refused.
+    source.shared.cluster.set_stage(
+        tollgate::cluster::Side::Out,
+        &nodes[1].0,
+        tollgate::cluster::Stage::Finishing,
+        0,
+    );
+    let mut s = common::connect(&source.client()).await;
+    assert_eq!(
+        error(&mut s, &["LIMIT.CHECK", &key, "gcra", "1", "1h"]).await,
+        "TRYAGAIN Slot is being moved, try again"
+    );
+    // With a move from a third node in its map, the target still takes
+    // only the moving slots' states, all or none. (The source's own move
+    // stays unknown to the target, so its thread never gets in the way.)
+    let third = [nodes[2].clone(), nodes[1].clone(), nodes[0].clone()];
+    let ok: String = cmd(
+        &target,
+        &[
+            "TOLLGATE.CLUSTER",
+            "CONFIG",
+            &map_with(&third, bounds, Some((0, 100))),
+        ],
+    )
+    .await;
+    assert_eq!(ok, "OK");
+    assert_eq!(
+        error(
+            &mut t,
+            &["TOLLGATE.CLUSTER", "IMPORT", &nodes[2].0, "PART", "x"]
+        )
+        .await,
+        "ERR IMPORT PART before BEGIN"
+    );
+    let outside = tollgate::store::Store::new();
+    let p =
+        tollgate::limiter::Params::new(tollgate::limiter::Algorithm::Gcra, 1, 3_600_000_000_000);
+    let far = (0u32..)
+        .map(|i| format!("f{i}"))
+        .find(|k| keyslot(k.as_bytes()) > 100)
+        .unwrap();
+    outside
+        .check(
+            far.as_bytes(),
+            &p,
+            common::START_NS,
+            tollgate::limiter::Request::take(1),
+        )
+        .unwrap();
+    let bytes = tollgate::snapshot::encode(&outside, &[], common::START_NS);
+    let import = |step: &[u8]| {
+        let mut words: Vec<&[u8]> =
+            vec![b"TOLLGATE.CLUSTER", b"IMPORT", nodes[2].0.as_bytes(), step];
+        if step == b"PART" {
+            words.push(&bytes);
+        }
+        common::request(&words)
+    };
+    let said = raw(
+        target.addr,
+        &[import(b"BEGIN"), import(b"PART"), import(b"END")].concat(),
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(said).unwrap(),
+        "+OK\r\n+OK\r\n-ERR IMPORT holds a state outside the migration's slots\r\n"
+    );
+    let size: usize = cmd(&target, &["DBSIZE"]).await;
+    assert_eq!(size, 0, "nothing taken");
+    source.stop().await;
+    target.stop().await;
+}

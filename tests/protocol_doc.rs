@@ -120,7 +120,8 @@ async fn documented_errors_are_what_the_server_says() {
 /// of Redis's error words), with placeholders (`<name>`) and a trailing
 /// `...` standing for any text.
 fn documented_errors(doc: &str) -> Vec<String> {
-    const WORDS: [&str; 10] = [
+    const WORDS: [&str; 11] = [
+        "TRYAGAIN ",
         "MOVED ",
         "CLUSTERDOWN ",
         "OOM ",
@@ -228,6 +229,19 @@ async fn every_documented_error_is_what_the_server_says() {
             "ERR cluster_mode is not managed",
             include_str!("cluster.rs"),
         ),
+        (
+            "TRYAGAIN Slot is being moved, try again",
+            include_str!("cluster.rs"),
+        ),
+        (
+            "ERR no migration from <id> into this node in its map",
+            include_str!("cluster.rs"),
+        ),
+        (
+            "ERR IMPORT holds a state outside the migration's slots",
+            include_str!("cluster.rs"),
+        ),
+        ("ERR IMPORT PART before BEGIN", include_str!("cluster.rs")),
         (
             "ERR invalid cluster config: <reason>",
             include_str!("cluster.rs"),

@@ -32,7 +32,44 @@ pub struct Shard {
     #[serde(default)]
     pub replicas: Vec<Node>,
     #[serde(default)]
-    pub migrations: Vec<serde_json::Value>,
+    pub migrations: Vec<Migration>,
+}
+
+/// Slots this shard's master moves, with their states, to another master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Migration {
+    pub slot_ranges: Vec<SlotRange>,
+    pub node_id: String,
+    pub ip: String,
+    pub port: u16,
+}
+
+impl Migration {
+    pub fn covers(&self, slot: u16) -> bool {
+        self.slot_ranges
+            .iter()
+            .any(|r| (r.start..=r.end).contains(&slot))
+    }
+
+    /// The target as a node.
+    pub fn target(&self) -> Node {
+        Node {
+            id: self.node_id.clone(),
+            ip: self.ip.clone(),
+            port: self.port,
+        }
+    }
+
+    /// The ranges as `0-100,200-300`.
+    pub fn ranges_text(&self) -> String {
+        let parts: Vec<String> = self
+            .slot_ranges
+            .iter()
+            .map(|r| format!("{}-{}", r.start, r.end))
+            .collect();
+        parts.join(",")
+    }
 }
 
 /// A whole, valid map: every slot owned by exactly one shard.
@@ -66,9 +103,6 @@ impl SlotMap {
         let mut owner = vec![NONE; SLOTS];
         let mut ids = std::collections::HashSet::new();
         for (i, shard) in shards.iter().enumerate() {
-            if !shard.migrations.is_empty() {
-                return Err("migrations are not supported yet".into());
-            }
             for node in std::iter::once(&shard.master).chain(&shard.replicas) {
                 if !valid_id(&node.id) {
                     return Err(format!("node id '{}' is not 40 hex digits", node.id));
@@ -98,6 +132,28 @@ impl SlotMap {
         if !ids.contains(my_id) {
             return Err(format!("this node ({my_id}) is not in the map"));
         }
+        for (i, shard) in shards.iter().enumerate() {
+            for m in &shard.migrations {
+                let target = shards.iter().position(|s| s.master.id == m.node_id);
+                if target.is_none() || target == Some(i) {
+                    return Err(format!(
+                        "migration target {} is not another shard's master",
+                        m.node_id
+                    ));
+                }
+                for r in &m.slot_ranges {
+                    let owned = r.start <= r.end
+                        && usize::from(r.end) < SLOTS
+                        && (r.start..=r.end).all(|s| usize::from(owner[usize::from(s)]) == i);
+                    if !owned {
+                        return Err(format!(
+                            "migration of slots {}-{} from a shard that does not own them",
+                            r.start, r.end
+                        ));
+                    }
+                }
+            }
+        }
         let mine = shards.iter().position(|s| s.master.id == my_id);
         Ok(SlotMap {
             shards,
@@ -121,6 +177,24 @@ impl SlotMap {
             owner: vec![0; SLOTS],
             mine: Some(0),
         }
+    }
+
+    /// The migrations out of this node's shard.
+    pub fn outgoing(&self) -> &[Migration] {
+        self.mine.map_or(&[], |i| &self.shards[i].migrations)
+    }
+
+    /// The migrations into node `my_id`, each with its source master.
+    pub fn incoming<'a>(
+        &'a self,
+        my_id: &'a str,
+    ) -> impl Iterator<Item = (&'a Node, &'a Migration)> {
+        self.shards.iter().flat_map(move |s| {
+            s.migrations
+                .iter()
+                .filter(move |m| m.node_id == my_id)
+                .map(move |m| (&s.master, m))
+        })
     }
 
     /// Who serves `slot`.

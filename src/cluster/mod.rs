@@ -6,14 +6,19 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 pub mod assign;
 pub mod map;
+pub mod moves;
+pub mod peer;
 
-pub use map::{Node, Owner, SLOTS, SlotMap};
+pub use map::{Migration, Node, Owner, SLOTS, SlotMap};
+use moves::{Move, Routing, Running};
+pub use moves::{Side, Stage};
 
 /// How this node takes part in a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,6 +77,8 @@ pub enum Redirect {
     Moved(String),
     /// No map yet (`managed` mode).
     Down,
+    /// The slot is being handed over this moment: `TRYAGAIN`.
+    TryAgain,
 }
 
 /// This node's cluster state.
@@ -81,6 +88,14 @@ pub struct Cluster {
     id: String,
     map: RwLock<Option<Arc<SlotMap>>>,
     file: PathBuf,
+    /// The migrations of the current map, as this node sees them.
+    moves: RwLock<Vec<Move>>,
+    /// Whether `moves` has any (read on every routed command).
+    moving: AtomicBool,
+    /// Checks running on slots moving out.
+    running: AtomicUsize,
+    /// Target: the states of a move being received, by source id.
+    pub imports: parking_lot::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 impl Cluster {
@@ -93,6 +108,10 @@ impl Cluster {
             id: String::new(),
             map: RwLock::new(None),
             file,
+            moves: RwLock::new(Vec::new()),
+            moving: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+            imports: Default::default(),
         };
         if mode == ClusterMode::Off {
             return Ok(cluster);
@@ -142,6 +161,10 @@ impl Cluster {
             id: String::new(),
             map: RwLock::new(None),
             file: PathBuf::new(),
+            moves: RwLock::new(Vec::new()),
+            moving: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+            imports: Default::default(),
         }
     }
 
@@ -162,17 +185,68 @@ impl Cluster {
         self.mode == ClusterMode::Managed
     }
 
-    /// Whether `key` is served here; else where it is.
-    pub fn route(&self, key: &[u8]) -> Result<(), Redirect> {
+    /// Whether `key` is served here; else where it is. A check on a slot
+    /// that is moving out is counted until the returned guard drops.
+    pub fn route(&self, key: &[u8]) -> Result<Option<Running<'_>>, Redirect> {
         let map = self.map.read();
         let Some(map) = map.as_ref() else {
             return Err(Redirect::Down);
         };
         let slot = keyslot(key);
-        match map.owner(slot) {
-            Owner::Me => Ok(()),
-            Owner::Other(node) => Err(Redirect::Moved(format!("{slot} {}:{}", node.ip, node.port))),
+        let moved = |node: &Node| Redirect::Moved(format!("{slot} {}:{}", node.ip, node.port));
+        if self.moving.load(Ordering::Acquire) {
+            match moves::routing(&self.moves.read(), slot, &self.running) {
+                Routing::Map => {}
+                Routing::Counted => return Ok(Some(Running(&self.running))),
+                Routing::Pause => return Err(Redirect::TryAgain),
+                Routing::Elsewhere(node) => return Err(moved(&node)),
+                Routing::Here => return Ok(None),
+            }
         }
+        match map.owner(slot) {
+            Owner::Me => Ok(None),
+            Owner::Other(node) => Err(moved(node)),
+        }
+    }
+
+    /// The moves of the current map, as `MIGRATION-STATUS` lines.
+    pub fn move_lines(&self) -> Vec<String> {
+        self.moves.read().iter().map(Move::line).collect()
+    }
+
+    /// Source: stops serving the slots moving to `target` once the checks
+    /// running on them end (at most `wait`); false if they did not.
+    pub fn begin_final_copy(&self, target: &str, wait: std::time::Duration) -> bool {
+        self.set_stage(Side::Out, target, Stage::Finishing, 0);
+        let deadline = std::time::Instant::now() + wait;
+        while self.running.load(Ordering::Acquire) > 0 {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
+        true
+    }
+
+    /// Records where the move to or from `peer` stands.
+    pub fn set_stage(&self, side: Side, peer: &str, stage: Stage, states: usize) {
+        let mut moves = self.moves.write();
+        if let Some(m) = moves
+            .iter_mut()
+            .find(|m| m.side == side && m.peer.id == peer)
+        {
+            m.stage = stage;
+            m.states = states;
+        }
+    }
+
+    /// Target: the migration from `source` into this node, if the map has one.
+    pub fn incoming_from(&self, source: &str) -> Option<Migration> {
+        let moves = self.moves.read();
+        let m = moves
+            .iter()
+            .find(|m| m.side == Side::In && m.peer.id == source)?;
+        Some(m.migration.clone())
     }
 
     /// Whether this node keeps the state of `key` in its snapshots: in
@@ -187,14 +261,38 @@ impl Cluster {
         }
     }
 
-    /// Checks and applies a whole map, then saves it; on error nothing changes.
-    pub fn configure(&self, json: &str) -> Result<(), String> {
+    /// Checks and applies a whole map, then saves it; on error nothing
+    /// changes. Answers the migrations out of this node, which the caller
+    /// carries out (a map without them ends any earlier ones: it is the
+    /// truth from now on).
+    pub fn configure(&self, json: &str) -> Result<Vec<Migration>, String> {
         let map = SlotMap::parse(json, &self.id)?;
         let mut current = self.map.write();
         self.save(Some(map.to_json()))
             .map_err(|e| format!("cannot save {}: {e}", self.file.display()))?;
+        let outgoing = map.outgoing().to_vec();
+        let mut moves: Vec<Move> = outgoing
+            .iter()
+            .map(|m| Move {
+                side: Side::Out,
+                peer: m.target(),
+                migration: m.clone(),
+                stage: Stage::Waiting,
+                states: 0,
+            })
+            .collect();
+        moves.extend(map.incoming(&self.id).map(|(source, m)| Move {
+            side: Side::In,
+            peer: source.clone(),
+            migration: m.clone(),
+            stage: Stage::Waiting,
+            states: 0,
+        }));
+        let mut current_moves = self.moves.write();
+        self.moving.store(!moves.is_empty(), Ordering::Release);
+        *current_moves = moves;
         *current = Some(Arc::new(map));
-        Ok(())
+        Ok(outgoing)
     }
 
     /// Writes `nodes.json` atomically (temporary file, rename).

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use super::migrate::{import, status as migration_status};
 use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
 use crate::cluster::{ClusterMode, Node, SLOTS, SlotMap, keyslot};
@@ -218,10 +219,13 @@ fn configure(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     }
     let json = std::str::from_utf8(argv[2])
         .map_err(|_| CmdError::invalid("invalid cluster config: not UTF-8"))?;
-    cluster
+    let outgoing = cluster
         .configure(json)
         .map_err(|e| CmdError::invalid(format!("invalid cluster config: {e}")))?;
     tracing::info!("cluster: slot map applied ({} bytes)", json.len());
+    for migration in outgoing {
+        super::migrate::start(ctx.shared, migration);
+    }
     Ok(Reply::OK.into())
 }
 
@@ -250,7 +254,12 @@ const CLUSTER_HELP: &[&str] = &[
 const TOLLGATE_CLUSTER_HELP: &[&str] = &[
     "TOLLGATE.CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "CONFIG <json>",
-    "    Apply the whole slot map (managed mode): shards with slot_ranges, master, replicas.",
+    "    Apply the whole slot map (managed mode): shards with slot_ranges, master, replicas,",
+    "    migrations.",
+    "IMPORT <source-id> BEGIN|PART <bytes>|END",
+    "    Take the states of slots moving here (sent by the source node).",
+    "MIGRATION-STATUS",
+    "    Return a line per slot migration of the current map.",
     "MYID",
     "    Return the node id.",
     "HELP",
@@ -318,6 +327,12 @@ static TOLLGATE_CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     command! { "tollgate.cluster|help", 2, [STALE], (0, 0, 0), "cluster", "0.1.0",
     "Returns helpful text about the different subcommands.",
     tollgate_cluster_help },
+    command! { "tollgate.cluster|import", -4, [ADMIN, DANGEROUS], (0, 0, 0), "cluster", "0.1.0",
+    "Takes the states of slots moving here from another node (BEGIN, PART bytes, END).",
+    import, max = 5 },
+    command! { "tollgate.cluster|migration-status", 2, [STALE], (0, 0, 0), "cluster", "0.1.0",
+    "Returns a line per slot migration of the current map.",
+    migration_status },
     command! { "tollgate.cluster|myid", 2, [STALE], (0, 0, 0), "cluster", "0.1.0",
     "Returns the ID of this node.",
     myid },

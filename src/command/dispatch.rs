@@ -6,8 +6,11 @@ use bytes::Bytes;
 
 use super::table::{CommandSpec, Flags};
 use super::{Ctx, Outcome, lookup};
+use crate::cluster::Redirect;
+use crate::cluster::moves::Running;
 use crate::error::{CmdError, printable};
 use crate::reply::Reply;
+use crate::state::Shared;
 
 /// What one queued argument costs beyond its bytes (its `Bytes` handle
 /// and the allocation's header).
@@ -76,16 +79,23 @@ fn permitted(ctx: &mut Ctx<'_>, spec: &CommandSpec, argv: &[&[u8]]) -> Result<()
 }
 
 /// In `managed` cluster mode: whether the command's key is served here
-/// (`MOVED` to its owner, or `CLUSTERDOWN` before any map).
+/// (`MOVED` to its owner, `CLUSTERDOWN` before any map, `TRYAGAIN` while
+/// its slot is handed over). A check on a slot moving out holds the
+/// returned guard while it runs.
 #[cold]
-fn routed_here(ctx: &Ctx<'_>, spec: &CommandSpec, argv: &[&[u8]]) -> Result<(), CmdError> {
+fn routed_here<'a>(
+    shared: &'a Shared,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+) -> Result<Option<Running<'a>>, CmdError> {
     let key = usize::try_from(spec.first_key).ok().filter(|&i| i > 0);
     let Some(key) = key.and_then(|i| argv.get(i)) else {
-        return Ok(());
+        return Ok(None);
     };
-    ctx.shared.cluster.route(key).map_err(|r| match r {
-        crate::cluster::Redirect::Moved(to) => CmdError::Line(format!("MOVED {to}")),
-        crate::cluster::Redirect::Down => CmdError::Line("CLUSTERDOWN Hash slot not served".into()),
+    shared.cluster.route(key).map_err(|r| match r {
+        Redirect::Moved(to) => CmdError::Line(format!("MOVED {to}")),
+        Redirect::Down => CmdError::Line("CLUSTERDOWN Hash slot not served".into()),
+        Redirect::TryAgain => CmdError::Line("TRYAGAIN Slot is being moved, try again".into()),
     })
 }
 
@@ -122,12 +132,18 @@ fn dispatch_inner(
         ctx.session.multi_dirty |= ctx.session.multi.is_some();
         return Err(e);
     }
-    if ctx.shared.cluster.routes()
-        && let Err(e) = routed_here(ctx, spec, argv)
-    {
-        ctx.session.multi_dirty |= ctx.session.multi.is_some();
-        return Err(e);
-    }
+    let shared = ctx.shared;
+    let _running = if shared.cluster.routes() {
+        match routed_here(shared, spec, argv) {
+            Ok(running) => running,
+            Err(e) => {
+                ctx.session.multi_dirty |= ctx.session.multi.is_some();
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     if let Some(queue) = ctx.session.multi.as_mut()
         && !spec.flags.contains(Flags::TX_CONTROL)
     {

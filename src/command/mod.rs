@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod introspect;
 pub mod limit;
 pub mod limit_admin;
+pub mod migrate;
 pub mod server;
 pub mod session;
 pub mod table;

@@ -111,6 +111,19 @@ pub fn encode(store: &Store, policies: &[std::sync::Arc<Policy>], now: u64) -> V
     out.into_inner()
 }
 
+/// [`encode`] of the states whose map key `keep` takes (a cluster node
+/// sends the states of the slots it moves this way).
+pub fn encode_keeping(
+    store: &Store,
+    policies: &[std::sync::Arc<Policy>],
+    now: u64,
+    keep: &dyn Fn(&[u8]) -> bool,
+) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    framing::write(&mut out, store, policies, now, keep).expect("writing to memory cannot fail");
+    out.into_inner()
+}
+
 /// Decodes a snapshot held in memory; `path` only names it in errors.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<Contents, SnapshotError> {
     let mut entries = Vec::new();

@@ -47,6 +47,30 @@ impl Store {
         dropped
     }
 
+    /// Drops every state whose map key `keep` refuses (a cluster node's
+    /// slots once moved away); answers how many.
+    pub fn retain(&self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+        let mut dropped = 0;
+        for s in self.shards.iter() {
+            let mut shard = lock(s);
+            let mut j = 0;
+            while j < shard.slots.len() {
+                if keep(shard.slots[j].key.as_bytes()) {
+                    j += 1;
+                } else {
+                    let hash = self.hasher.hash_one(shard.slots[j].key.as_bytes());
+                    shard.remove(hash, j, &self.hasher);
+                    dropped += 1;
+                }
+            }
+            shard.shrink(&self.hasher);
+        }
+        if dropped > 0 {
+            self.touch();
+        }
+        dropped
+    }
+
     /// Visits every stored state with its map key and fresh time, one shard
     /// at a time (each shard is locked only while it is visited).
     pub fn for_each(&self, mut f: impl FnMut(&[u8], u64, SavedRef<'_>)) {
