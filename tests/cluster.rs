@@ -227,6 +227,10 @@ async fn three_managed_nodes_serve_a_cluster_client_and_redirect_the_rest() {
         info.contains("cluster_known_nodes:3\r\ncluster_size:3\r\n"),
         "{info}"
     );
+    let info: String = cmd(&servers[1], &["INFO", "cluster"]).await;
+    assert!(info.contains("cluster_slots_served:5462\r\n"), "{info}");
+    let info: String = cmd(&servers[0], &["INFO", "cluster"]).await;
+    assert!(info.contains("cluster_moved_replies:1\r\n"), "{info}");
 
     // A restarted node has its id and map again.
     let restarted = servers.remove(1);
@@ -461,6 +465,13 @@ async fn slots_move_with_their_states_under_load_and_no_check_is_lost() {
         );
         assert!(!check(&mut c, key.clone()).await, "{key} stays spent");
     }
+    let served = |info: String| {
+        info.lines()
+            .find_map(|l| l.strip_prefix("cluster_slots_served:"))
+            .map(|v| v.trim().to_string())
+    };
+    let source_info: String = cmd(&servers[0], &["INFO", "cluster"]).await;
+    assert_eq!(served(source_info).as_deref(), Some("4460"));
     let on_source: i64 = cmd(
         &servers[0],
         &[

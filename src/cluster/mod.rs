@@ -209,6 +209,33 @@ impl Cluster {
         }
     }
 
+    /// Slots this node serves: all in `emulated` mode, its map's (moves
+    /// included) in `managed` mode.
+    pub fn slots_served(&self) -> usize {
+        match self.mode {
+            ClusterMode::Off => 0,
+            ClusterMode::Emulated => SLOTS,
+            ClusterMode::Managed => {
+                let Some(map) = self.map() else {
+                    return 0;
+                };
+                (0..SLOTS as u16)
+                    .filter(|&slot| {
+                        let moved = self.moving.load(Ordering::Acquire)
+                            && self.moves.read().iter().any(|m| {
+                                m.migration.covers(slot)
+                                    && matches!(
+                                        (m.side, &m.stage),
+                                        (Side::Out, Stage::Finished) | (Side::In, Stage::Finished)
+                                    )
+                            });
+                        (map.owner(slot) == Owner::Me) != moved
+                    })
+                    .count()
+            }
+        }
+    }
+
     /// The moves of the current map, as `MIGRATION-STATUS` lines.
     pub fn move_lines(&self) -> Vec<String> {
         self.moves.read().iter().map(Move::line).collect()

@@ -92,10 +92,19 @@ fn routed_here<'a>(
     let Some(key) = key.and_then(|i| argv.get(i)) else {
         return Ok(None);
     };
+    let count = |c: &std::sync::atomic::AtomicU64| {
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
     shared.cluster.route(key).map_err(|r| match r {
-        Redirect::Moved(to) => CmdError::Line(format!("MOVED {to}")),
+        Redirect::Moved(to) => {
+            count(&shared.metrics.cluster_moved);
+            CmdError::Line(format!("MOVED {to}"))
+        }
         Redirect::Down => CmdError::Line("CLUSTERDOWN Hash slot not served".into()),
-        Redirect::TryAgain => CmdError::Line("TRYAGAIN Slot is being moved, try again".into()),
+        Redirect::TryAgain => {
+            count(&shared.metrics.cluster_tryagain);
+            CmdError::Line("TRYAGAIN Slot is being moved, try again".into())
+        }
     })
 }
 

@@ -244,8 +244,11 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         let enabled = u8::from(cluster.mode != crate::cluster::ClusterMode::Off);
         let _ = write!(
             out,
-            "# Cluster\r\ncluster_enabled:{enabled}\r\ncluster_mode:{}\r\n\r\n",
-            cluster.mode.name()
+            "# Cluster\r\ncluster_enabled:{enabled}\r\ncluster_mode:{}\r\ncluster_slots_served:{}\r\ncluster_moved_replies:{}\r\ncluster_tryagain_replies:{}\r\n\r\n",
+            cluster.mode.name(),
+            cluster.slots_served(),
+            Metrics::get(&m.cluster_moved),
+            Metrics::get(&m.cluster_tryagain),
         );
     }
     if show("keyspace") {

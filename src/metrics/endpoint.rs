@@ -77,6 +77,24 @@ impl Collector for ServerCollector {
         )?;
         counter(
             &mut encoder,
+            "tollgate_cluster_moved",
+            "Keyed commands answered MOVED (cluster mode).",
+            Metrics::get(&m.cluster_moved),
+        )?;
+        counter(
+            &mut encoder,
+            "tollgate_cluster_tryagain",
+            "Keyed commands answered TRYAGAIN while their slot was handed over.",
+            Metrics::get(&m.cluster_tryagain),
+        )?;
+        gauge(
+            &mut encoder,
+            "tollgate_cluster_slots_served",
+            "Hash slots this node serves (cluster mode).",
+            s.cluster.slots_served() as i64,
+        )?;
+        counter(
+            &mut encoder,
             "tollgate_evicted_keys",
             "States dropped to stay under maxmemory (volatile-ttl).",
             s.engine.store.evicted_keys(),

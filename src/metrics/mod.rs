@@ -117,6 +117,10 @@ pub struct Metrics {
     pub auth_failures: AtomicU64,
     /// How often the failed `AUTH`s are logged.
     pub auth_failure_log: crate::throttle_log::Throttled,
+    /// Keyed commands sent elsewhere (`MOVED`) or asked to retry
+    /// (`TRYAGAIN`) in cluster mode.
+    pub cluster_moved: AtomicU64,
+    pub cluster_tryagain: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -128,6 +132,8 @@ impl Default for Metrics {
             protocol_errors: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
             auth_failure_log: Default::default(),
+            cluster_moved: AtomicU64::new(0),
+            cluster_tryagain: AtomicU64::new(0),
         }
     }
 }
