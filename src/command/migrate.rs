@@ -124,11 +124,13 @@ fn move_out(shared: &Shared, m: &Migration) -> Result<usize, Ended> {
     let moved: usize = moved.parse().unwrap_or(0);
     // From here the target serves the slots: the copies here are stale.
     cluster.set_stage(Side::Out, &m.node_id, Stage::Finished, moved);
+    let pause = paused.elapsed();
     store.retain(|map_key| !in_move(map_key));
     tracing::info!(
-        "cluster: slots {} paused for {} ms while handed over",
+        "cluster: slots {} paused for {} ms while handed over ({} bytes of states)",
         m.ranges_text(),
-        paused.elapsed().as_millis()
+        pause.as_millis(),
+        states.len()
     );
     Ok(moved)
 }
