@@ -232,15 +232,24 @@ async fn three_managed_nodes_serve_a_cluster_client_and_redirect_the_rest() {
     let info: String = cmd(&servers[0], &["INFO", "cluster"]).await;
     assert!(info.contains("cluster_moved_replies:1\r\n"), "{info}");
 
-    // A restarted node has its id and map again.
+    // A restarted node has its id, its map and its states again.
     let restarted = servers.remove(1);
     let dir = restarted.shared.config.data_dir.clone();
-    restarted.stop().await;
-    let again = TestServer::manual_with(Config {
-        data_dir: dir,
-        ..config(ClusterMode::Managed)
-    })
+    restarted.stop_saving().await.unwrap();
+    let again = TestServer::restoring(
+        Config {
+            data_dir: dir,
+            ..config(ClusterMode::Managed)
+        },
+        common::START_NS,
+    )
     .await;
+    let kept = (0..keys)
+        .map(|i| format!("user:{{{}}}:{}", i % 50, i))
+        .find(|k| (5461..=10922).contains(&keyslot(k.as_bytes())))
+        .unwrap();
+    let reply: Vec<i64> = cmd(&again, &["LIMIT.CHECK", &kept, "fixed_window", "3", "1h"]).await;
+    assert_eq!(reply[..3], [1, 3, 1], "{kept}: its first check was kept");
     let id: String = cmd(&again, &["CLUSTER", "MYID"]).await;
     assert_eq!(id, nodes[1].0);
     let mine = key_in(5461, 10922);
