@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """How long a slot migration pauses its slots: node A (managed, all slots)
 filled with N keys by redis-cli --pipe, then slots 0-1023 (1/16) moved to
-node B; prints the source's logged pause and what moved.
+node B while redis-benchmark keeps checking random keys on A (--no-load to
+move an idle node); prints the source's logged pause and what moved.
 
     bench/migrate.py --bin target/release/tollgate --millions 1
 
@@ -22,6 +23,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/tollgate")
     ap.add_argument("--millions", type=float, default=1)
+    ap.add_argument("--no-load", action="store_true")
     a = ap.parse_args()
     ports = [free_port(), free_port()]
     logs = [tempfile.NamedTemporaryFile(mode="w+", suffix=".log") for _ in ports]
@@ -65,6 +67,13 @@ def main():
         pipe.stdin.close()
         pipe.stdout.read()
         pipe.wait()
+        load = None
+        if not a.no_load:
+            load = subprocess.Popen(
+                ["redis-benchmark", "-p", str(ports[0]), "-c", "20", "-P", "8", "-n", "100000000",
+                 "-r", str(keys), "-q", "LIMIT.CHECK", "key:__rand_int__", "token_bucket", "10", "1d"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(2)
         began = time.time()
         for n in reversed(nodes):
             n.execute_command("TOLLGATE.CLUSTER", "CONFIG", cluster_map(True))
@@ -74,6 +83,8 @@ def main():
                 break
             time.sleep(0.005)
         took = time.time() - began
+        if load:
+            load.terminate()
         pause = []
         for _ in range(500):  # the line comes once the source dropped its copies
             logs[0].seek(0)

@@ -70,6 +70,15 @@ struct Saved {
     config: Option<serde_json::Value>,
 }
 
+/// Target: what a move has sent so far.
+#[derive(Debug, Default)]
+pub struct Import {
+    /// The states, in the snapshot format.
+    pub states: Vec<u8>,
+    /// Keys whose states here are to be dropped before the states are taken.
+    pub forget: Vec<Vec<u8>>,
+}
+
 /// Why a keyed command is not served here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redirect {
@@ -94,8 +103,10 @@ pub struct Cluster {
     moving: AtomicBool,
     /// Checks running on slots moving out.
     running: AtomicUsize,
-    /// Target: the states of a move being received, by source id.
-    pub imports: parking_lot::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    /// Target: what a move being received has sent so far, by source id.
+    pub imports: parking_lot::Mutex<std::collections::HashMap<String, Import>>,
+    /// Source: the keys checked on slots being copied out.
+    changed: parking_lot::Mutex<std::collections::HashSet<Vec<u8>>>,
 }
 
 impl Cluster {
@@ -112,6 +123,7 @@ impl Cluster {
             moving: AtomicBool::new(false),
             running: AtomicUsize::new(0),
             imports: Default::default(),
+            changed: Default::default(),
         };
         if mode == ClusterMode::Off {
             return Ok(cluster);
@@ -165,6 +177,7 @@ impl Cluster {
             moving: AtomicBool::new(false),
             running: AtomicUsize::new(0),
             imports: Default::default(),
+            changed: Default::default(),
         }
     }
 
@@ -198,6 +211,10 @@ impl Cluster {
             match moves::routing(&self.moves.read(), slot, &self.running) {
                 Routing::Map => {}
                 Routing::Counted => return Ok(Some(Running(&self.running))),
+                Routing::CountedChanged => {
+                    self.changed.lock().insert(key.to_vec());
+                    return Ok(Some(Running(&self.running)));
+                }
                 Routing::Pause => return Err(Redirect::TryAgain),
                 Routing::Elsewhere(node) => return Err(moved(&node)),
                 Routing::Here => return Ok(None),
@@ -253,6 +270,12 @@ impl Cluster {
             std::thread::sleep(std::time::Duration::from_micros(20));
         }
         true
+    }
+
+    /// Source: the keys checked on slots being copied out since the last
+    /// call (once the slots are paused, the last of them).
+    pub fn take_changed(&self) -> Vec<Vec<u8>> {
+        self.changed.lock().drain().collect()
     }
 
     /// Records where the move to or from `peer` stands.

@@ -1,10 +1,11 @@
 //! Slots on the move: what a node knows of the migrations its map names,
 //! and where that changes the routing of their slots.
 //!
-//! The source keeps serving a moving slot while it waits for the target;
-//! then it stops (`TRYAGAIN`) until the checks already running on the slot
-//! end, copies the slot's states to the target, and from then on sends its
-//! clients there (`MOVED`). The target serves the slots once it holds their
+//! The source keeps serving a moving slot while it waits for the target and
+//! while it copies the slot's states there (noting the keys checked
+//! meanwhile); then it stops (`TRYAGAIN`) until the checks already running
+//! on the slot end, sends the noted keys' states again, and from then on
+//! sends its clients there (`MOVED`). The target serves the slots once it holds their
 //! states. The next pushed map (without the migration) makes that the map.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +17,9 @@ use super::map::{Migration, Node};
 pub enum Stage {
     /// Source: waiting for the target, still serving the slots.
     Waiting,
+    /// Source: copying the slots' states while still serving them; the
+    /// keys checked meanwhile are noted, to be sent again.
+    Copying,
     /// Source: copying the final states; checks on the slots are refused
     /// with `TRYAGAIN` for that long.
     Finishing,
@@ -59,6 +63,7 @@ impl Move {
         };
         let stage = match &self.stage {
             Stage::Waiting => "WAITING".to_string(),
+            Stage::Copying => "COPYING".to_string(),
             Stage::Finishing => "FINISHING".to_string(),
             Stage::Finished => "FINISHED".to_string(),
             Stage::Failed(why) => format!("FAILED {why}"),
@@ -80,6 +85,8 @@ pub enum Routing {
     Map,
     /// Served here, and counted as running until its guard drops.
     Counted,
+    /// As `Counted`, and the key is noted as changed since the copy.
+    CountedChanged,
     /// Refused for a moment: `TRYAGAIN`.
     Pause,
     /// Served elsewhere: `MOVED` there.
@@ -99,6 +106,10 @@ pub fn routing(moves: &[Move], slot: u16, running: &AtomicUsize) -> Routing {
         (Side::Out, Stage::Waiting) => {
             running.fetch_add(1, Ordering::AcqRel);
             Routing::Counted
+        }
+        (Side::Out, Stage::Copying) => {
+            running.fetch_add(1, Ordering::AcqRel);
+            Routing::CountedChanged
         }
         (Side::Out, Stage::Finishing | Stage::Uncertain(_)) => Routing::Pause,
         (Side::Out, Stage::Finished) => Routing::Elsewhere(m.peer.clone()),

@@ -122,6 +122,18 @@ impl Store {
         Ok(())
     }
 
+    /// The state stored under `map_key`, as snapshots exchange it (a
+    /// cluster node sends the keys that changed while it moved their slots).
+    pub fn export(&self, map_key: &[u8]) -> Option<Entry> {
+        let hash = self.hasher.hash_one(map_key);
+        let shard = self.shard(hash);
+        let e = &shard.slots[shard.find(hash, map_key)?];
+        Some(Entry {
+            fresh_at: e.fresh_at(),
+            slot: e.view().to_owned(),
+        })
+    }
+
     /// Inserts (or replaces) a state as it was saved (used when restoring).
     pub fn insert_raw(&self, map_key: Box<[u8]>, entry: Entry) {
         let (params, held) = match entry.slot {
