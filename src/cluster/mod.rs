@@ -226,31 +226,29 @@ impl Cluster {
         }
     }
 
-    /// Slots this node serves: all in `emulated` mode, its map's (moves
-    /// included) in `managed` mode.
+    /// Slots this node serves: all in `emulated` mode, its map's (finished
+    /// moves counted) in `managed` mode.
     pub fn slots_served(&self) -> usize {
         match self.mode {
             ClusterMode::Off => 0,
             ClusterMode::Emulated => SLOTS,
-            ClusterMode::Managed => {
-                let Some(map) = self.map() else {
-                    return 0;
-                };
-                (0..SLOTS as u16)
-                    .filter(|&slot| {
-                        let moved = self.moving.load(Ordering::Acquire)
-                            && self.moves.read().iter().any(|m| {
-                                m.migration.covers(slot)
-                                    && matches!(
-                                        (m.side, &m.stage),
-                                        (Side::Out, Stage::Finished) | (Side::In, Stage::Finished)
-                                    )
-                            });
-                        (map.owner(slot) == Owner::Me) != moved
-                    })
-                    .count()
-            }
+            ClusterMode::Managed => (0..SLOTS as u16).filter(|&s| self.serves(s)).count(),
         }
+    }
+
+    /// Whether this node serves `slot` now (`managed` mode): as its map
+    /// says, unless a finished move took it away or brought it here.
+    fn serves(&self, slot: u16) -> bool {
+        let Some(map) = self.map() else {
+            return false;
+        };
+        let moved = self.moving.load(Ordering::Acquire)
+            && self
+                .moves
+                .read()
+                .iter()
+                .any(|m| m.migration.covers(slot) && m.stage == Stage::Finished);
+        (map.owner(slot) == Owner::Me) != moved
     }
 
     /// The moves of the current map, as `MIGRATION-STATUS` lines.
@@ -299,16 +297,15 @@ impl Cluster {
         Some(m.migration.clone())
     }
 
-    /// Whether this node keeps the state of `key` in its snapshots: in
-    /// `managed` mode with a map, only for the slots it owns.
-    pub fn keeps(&self, key: &[u8]) -> bool {
-        if !self.routes() {
-            return true;
+    /// The slots whose states this node keeps in its snapshots (in
+    /// `managed` mode with a map, those it serves, a finished move counted
+    /// before the next map says so), looked up once for a whole save or
+    /// load; `None`: all of them.
+    pub fn kept_slots(&self) -> Option<Vec<bool>> {
+        if !self.routes() || self.map.read().is_none() {
+            return None;
         }
-        match self.map.read().as_ref() {
-            Some(map) => map.owner(keyslot(key)) == Owner::Me,
-            None => true,
-        }
+        Some((0..SLOTS as u16).map(|s| self.serves(s)).collect())
     }
 
     /// Checks and applies a whole map, then saves it; on error nothing

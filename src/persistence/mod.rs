@@ -32,8 +32,12 @@ pub fn save_blocking(shared: &Shared) -> Result<(), String> {
     let pending = p.pending.swap(false, Ordering::AcqRel);
     let now = shared.engine.clock.now();
     // A cluster node saves the states of its own slots.
+    let kept = shared.cluster.kept_slots();
     let keep = |map_key: &[u8]| {
-        crate::store::decode_key(map_key).is_none_or(|(_, key)| shared.cluster.keeps(key))
+        let slot = |key: &[u8]| usize::from(crate::cluster::keyslot(key));
+        kept.as_ref().is_none_or(|kept| {
+            crate::store::decode_key(map_key).is_none_or(|(_, key)| kept[slot(key)])
+        })
     };
     let policies = shared.engine.policies.all();
     let result = snapshot::save_keeping(&p.path, &shared.engine.store, &policies, now, &keep)
@@ -143,9 +147,12 @@ pub fn load_into(shared: &Shared, discard_bad: bool) -> Result<Loaded, String> {
     let store = &shared.engine.store;
     let now = shared.engine.clock.now();
     let mut restored = 0;
-    let cluster = &shared.cluster;
+    let kept = shared.cluster.kept_slots();
     let loaded = snapshot::load_with(path, |key, entry| {
-        let ours = crate::store::decode_key(&key).is_none_or(|(_, k)| cluster.keeps(k));
+        let ours = kept.as_ref().is_none_or(|kept| {
+            crate::store::decode_key(&key)
+                .is_none_or(|(_, k)| kept[usize::from(crate::cluster::keyslot(k))])
+        });
         if entry.fresh_at > now && ours {
             store.insert_raw(key, entry);
             restored += 1;
