@@ -3,6 +3,7 @@ figures, INFO fields, and a canary client that times its own checks.
 Imported by bench/keyspace.py and bench/soak.py (run from anywhere: Python
 puts the script's directory on the path)."""
 import socket
+import subprocess
 import threading
 import time
 
@@ -85,3 +86,26 @@ class Canary(threading.Thread):
         if not xs:
             return float("nan"), 0
         return 1000 * xs[min(len(xs) - 1, int(len(xs) * q))], len(xs)
+
+
+def fill(port, keys, errors_allowed=False):
+    """Creates `keys` token bucket states (key:0, key:1, ...; 10 a day) on
+    the server at `port` through redis-cli --pipe, Redis's mass insertion;
+    answers its summary line."""
+    pipe = subprocess.Popen(["redis-cli", "-p", str(port), "--pipe"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    tail = b"$12\r\ntoken_bucket\r\n$2\r\n10\r\n$2\r\n1d\r\n"
+    batch = []
+    for i in range(keys):
+        key = b"key:%d" % i
+        batch.append(b"*5\r\n$11\r\nLIMIT.CHECK\r\n$%d\r\n%s\r\n%s" % (len(key), key, tail))
+        if len(batch) == 10000:
+            pipe.stdin.write(b"".join(batch))
+            batch = []
+    pipe.stdin.write(b"".join(batch))
+    pipe.stdin.close()
+    out = pipe.stdout.read().decode(errors="replace")
+    pipe.wait()
+    if "errors: 0" not in out and not errors_allowed:
+        raise SystemExit(f"mass insertion failed: {out}")
+    return out.strip().splitlines()[-1] if out.strip() else ""

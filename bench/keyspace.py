@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from benchlib import Canary, ask, field, free_port, status_mb
+from benchlib import Canary, ask, field, fill, free_port, status_mb
 
 
 def start(binary, port, data, config):
@@ -35,27 +35,6 @@ def start(binary, port, data, config):
             time.sleep(0.05)
         if server.poll() is not None:
             raise SystemExit("the server did not start")
-
-
-def fill(port, keys, errors_allowed=False):
-    """Sends `keys` checks through redis-cli --pipe; answers its summary."""
-    pipe = subprocess.Popen(["redis-cli", "-p", str(port), "--pipe"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    tail = b"$12\r\ntoken_bucket\r\n$2\r\n10\r\n$2\r\n1d\r\n"
-    batch = []
-    for i in range(keys):
-        key = b"key:%d" % i
-        batch.append(b"*5\r\n$11\r\nLIMIT.CHECK\r\n$%d\r\n%s\r\n%s" % (len(key), key, tail))
-        if len(batch) == 10000:
-            pipe.stdin.write(b"".join(batch))
-            batch = []
-    pipe.stdin.write(b"".join(batch))
-    pipe.stdin.close()
-    out = pipe.stdout.read().decode(errors="replace")
-    pipe.wait()
-    if "errors: 0" not in out and not errors_allowed:
-        raise SystemExit(f"mass insertion failed: {out}")
-    return out.strip().splitlines()[-1] if out.strip() else ""
 
 
 def main():

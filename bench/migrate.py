@@ -16,7 +16,7 @@ import time
 
 import redis
 
-from benchlib import free_port
+from benchlib import fill, free_port
 
 
 def main():
@@ -53,20 +53,7 @@ def main():
         for n in reversed(nodes):
             n.execute_command("TOLLGATE.CLUSTER", "CONFIG", cluster_map(False))
         keys = int(a.millions * 1_000_000)
-        pipe = subprocess.Popen(["redis-cli", "-p", str(ports[0]), "--pipe"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        tail = b"$12\r\ntoken_bucket\r\n$2\r\n10\r\n$2\r\n1d\r\n"
-        batch = []
-        for i in range(keys):
-            k = b"key:%d" % i
-            batch.append(b"*5\r\n$11\r\nLIMIT.CHECK\r\n$%d\r\n%s\r\n%s" % (len(k), k, tail))
-            if len(batch) == 10000:
-                pipe.stdin.write(b"".join(batch))
-                batch = []
-        pipe.stdin.write(b"".join(batch))
-        pipe.stdin.close()
-        pipe.stdout.read()
-        pipe.wait()
+        fill(ports[0], keys)
         load = None
         if not a.no_load:
             load = subprocess.Popen(

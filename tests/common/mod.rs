@@ -243,13 +243,7 @@ pub async fn raw(addr: SocketAddr, input: &[u8]) -> Vec<u8> {
 
 /// A request in RESP, as clients send it: an array of bulk strings.
 pub fn request(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    tollgate::resp::encode_request(args)
 }
 
 /// Waits (real time, up to 10 s) until `f` holds: the server has caught up.
