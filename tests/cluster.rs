@@ -628,6 +628,71 @@ async fn a_move_the_target_does_not_know_is_refused_and_changes_nothing() {
     );
     let size: usize = cmd(&target, &["DBSIZE"]).await;
     assert_eq!(size, 0, "nothing taken");
+
+    // A copy taken while the source serves (SYNC), then a key checked
+    // meanwhile and reset on the source: END forgets it before the last
+    // states, so the target holds only what the source holds.
+    let moving = tollgate::store::Store::new();
+    let keys: Vec<String> = (0u32..)
+        .map(|i| format!("m{i}"))
+        .filter(|k| keyslot(k.as_bytes()) <= 100)
+        .take(3)
+        .collect();
+    for k in &keys {
+        moving
+            .check(
+                k.as_bytes(),
+                &p,
+                common::START_NS,
+                tollgate::limiter::Request::take(1),
+            )
+            .unwrap();
+    }
+    let copy = tollgate::snapshot::encode(&moving, &[], common::START_NS);
+    moving.reset(
+        tollgate::store::Scope::Inline,
+        keys[0].as_bytes(),
+        common::START_NS,
+    );
+    let last = tollgate::snapshot::encode(&tollgate::store::Store::new(), &[], common::START_NS);
+    let mut forget = (keys[0].len() as u32).to_le_bytes().to_vec();
+    forget.extend_from_slice(keys[0].as_bytes());
+    let source_id = nodes[2].0.as_bytes();
+    let step = |words: &[&[u8]]| {
+        let mut all: Vec<&[u8]> = vec![b"TOLLGATE.CLUSTER", b"IMPORT", source_id];
+        all.extend_from_slice(words);
+        common::request(&all)
+    };
+    let said = raw(
+        target.addr,
+        &[
+            step(&[b"BEGIN"]),
+            step(&[b"PART", &copy]),
+            step(&[b"SYNC"]),
+            step(&[b"BEGIN"]),
+            step(&[b"PART", &last]),
+            step(&[b"FORGET", &forget]),
+            step(&[b"END"]),
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(said).unwrap(),
+        "+OK\r\n+OK\r\n:3\r\n+OK\r\n+OK\r\n+OK\r\n:0\r\n"
+    );
+    let size: usize = cmd(&target, &["DBSIZE"]).await;
+    assert_eq!(size, 2, "the reset key forgotten, the other two taken");
+    let status: Vec<String> = cmd(&target, &["TOLLGATE.CLUSTER", "MIGRATION-STATUS"]).await;
+    assert_eq!(
+        status,
+        [format!("in {} 0-100 FINISHED 0 states", nodes[2].0)]
+    );
+    // The target serves the moved slots now: the forgotten key is fresh.
+    let fresh: Vec<i64> = cmd(&target, &["LIMIT.CHECK", &keys[0], "gcra", "1", "1h"]).await;
+    assert_eq!(fresh[0], 1);
+    let spent: Vec<i64> = cmd(&target, &["LIMIT.CHECK", &keys[1], "gcra", "1", "1h"]).await;
+    assert_eq!(spent[0], 0, "its state came with the copy");
     source.stop().await;
     target.stop().await;
 }

@@ -28,9 +28,9 @@ pub enum Stage {
     /// Given up before the target could have taken the slots (the source
     /// serves them again): why.
     Failed(String),
-    /// Given up after the states were sent, so the target may serve the
-    /// slots: the source keeps refusing them (`TRYAGAIN`) until a new map
-    /// says who owns them. Why.
+    /// Given up when the last states got no answer, so the target may
+    /// serve the slots: the source keeps refusing them (`TRYAGAIN`) until
+    /// a new map says who owns them. Why.
     Uncertain(String),
 }
 

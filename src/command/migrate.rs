@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Ctx, Outcome};
-use crate::cluster::peer::Peer;
+use crate::cluster::peer::{Failed, Peer};
 use crate::cluster::{Import, Migration, Side, Stage, keyslot};
 use crate::error::CmdError;
 use crate::reply::Reply;
@@ -85,7 +85,7 @@ pub fn start(shared: &Arc<Shared>, migration: Migration) {
 }
 
 /// Sends `states` (snapshot format) in parts after `IMPORT <me> BEGIN`.
-fn send_parts(peer: &mut Peer, me: &[u8], states: &[u8]) -> Result<(), String> {
+fn send_parts(peer: &mut Peer, me: &[u8], states: &[u8]) -> Result<(), Failed> {
     peer.ask(&[b"TOLLGATE.CLUSTER", b"IMPORT", me, b"BEGIN"])?;
     for part in states.chunks(PART) {
         peer.ask(&[b"TOLLGATE.CLUSTER", b"IMPORT", me, b"PART", part])?;
@@ -99,7 +99,7 @@ fn move_out(shared: &Shared, m: &Migration) -> Result<usize, Ended> {
     let me = cluster.id().to_string();
     let me = me.as_bytes();
     let addr = format!("{}:{}", m.ip, m.port);
-    let before = |e: String| Ended::Before(format!("{addr}: {e}"));
+    let before = |e: Failed| Ended::Before(format!("{addr}: {e}"));
     let password = shared.config.requirepass.as_deref();
     let deadline = Instant::now() + TARGET_WAIT;
     let mut peer = loop {
@@ -162,10 +162,14 @@ fn move_out(shared: &Shared, m: &Migration) -> Result<usize, Ended> {
     }
     peer.ask(&[b"TOLLGATE.CLUSTER", b"IMPORT", me, b"FORGET", &forget])
         .map_err(before)?;
-    // Past this request the target may serve the slots, reply or not.
+    // Once this request is sent the target may serve the slots, unless it
+    // refuses it (then it took nothing): with no answer, nobody may.
     let taken = peer
         .ask(&[b"TOLLGATE.CLUSTER", b"IMPORT", me, b"END"])
-        .map_err(|e| Ended::After(format!("{addr}: {e}")))?;
+        .map_err(|e| match e {
+            Failed::Refused(e) => Ended::Before(format!("{addr}: {e}")),
+            Failed::Lost(e) => Ended::After(format!("{addr}: {e}")),
+        })?;
     let taken: usize = taken.parse().unwrap_or(0);
     // From here the target serves the slots: the copies here are stale.
     cluster.set_stage(Side::Out, &m.node_id, Stage::Finished, taken);
