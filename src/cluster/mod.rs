@@ -210,7 +210,6 @@ impl Cluster {
         if self.moving.load(Ordering::Acquire) {
             match moves::routing(&self.moves.read(), slot, &self.running) {
                 Routing::Map => {}
-                Routing::Counted => return Ok(Some(Running(&self.running))),
                 Routing::CountedChanged => {
                     self.changed.lock().insert(key.to_vec());
                     return Ok(Some(Running(&self.running)));
@@ -270,8 +269,8 @@ impl Cluster {
         true
     }
 
-    /// Source: the keys checked on slots being copied out since the last
-    /// call (once the slots are paused, the last of them).
+    /// Source: the keys checked on slots moving out since the map that
+    /// started the move (taken once the slots are paused: all of them).
     pub fn take_changed(&self) -> Vec<Vec<u8>> {
         self.changed.lock().drain().collect()
     }
@@ -338,6 +337,8 @@ impl Cluster {
         let mut current_moves = self.moves.write();
         self.moving.store(!moves.is_empty(), Ordering::Release);
         *current_moves = moves;
+        // A new map starts its moves afresh: keys noted for older ones go.
+        self.changed.lock().clear();
         *current = Some(Arc::new(map));
         Ok(outgoing)
     }

@@ -15,10 +15,11 @@ use super::map::{Migration, Node};
 /// Where a move stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stage {
-    /// Source: waiting for the target, still serving the slots.
+    /// Source: waiting for the target, still serving the slots (the keys
+    /// checked are noted, to be sent again at the end).
     Waiting,
-    /// Source: copying the slots' states while still serving them; the
-    /// keys checked meanwhile are noted, to be sent again.
+    /// Source: copying the slots' states while still serving them (the
+    /// keys checked are noted, to be sent again at the end).
     Copying,
     /// Source: copying the final states; checks on the slots are refused
     /// with `TRYAGAIN` for that long.
@@ -83,9 +84,8 @@ impl Move {
 pub enum Routing {
     /// As the map says.
     Map,
-    /// Served here, and counted as running until its guard drops.
-    Counted,
-    /// As `Counted`, and the key is noted as changed since the copy.
+    /// Served here, counted as running until its guard drops, and the key
+    /// noted (to be sent again at the end of the move).
     CountedChanged,
     /// Refused for a moment: `TRYAGAIN`.
     Pause,
@@ -103,11 +103,9 @@ pub fn routing(moves: &[Move], slot: u16, running: &AtomicUsize) -> Routing {
         return Routing::Map;
     };
     match (m.side, &m.stage) {
-        (Side::Out, Stage::Waiting) => {
-            running.fetch_add(1, Ordering::AcqRel);
-            Routing::Counted
-        }
-        (Side::Out, Stage::Copying) => {
+        // Noted from the start: a check routed before the copy begins may
+        // change its state after the copy passed it.
+        (Side::Out, Stage::Waiting | Stage::Copying) => {
             running.fetch_add(1, Ordering::AcqRel);
             Routing::CountedChanged
         }

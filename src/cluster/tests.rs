@@ -122,3 +122,42 @@ fn the_id_and_the_map_survive_a_restart() {
 fn routed(cluster: &Cluster, key: &[u8]) -> Result<bool, Redirect> {
     cluster.route(key).map(|running| running.is_some())
 }
+
+/// A key checked on a moving slot before the copy starts is noted too: its
+/// change may land after the copy passed it, so it is sent again.
+#[test]
+fn keys_checked_on_moving_slots_are_noted_from_the_map_on() {
+    let dir = std::env::temp_dir().join(format!("tollgate-noted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let source = Cluster::open(ClusterMode::Managed, &dir).unwrap();
+    let json = two_shards(8192).replace(A, source.id()).replace(
+        r#""migrations":[]"#,
+        &format!(r#""migrations":[{{"slot_ranges":[{{"start":0,"end":99}}],"node_id":"{B}","ip":"10.0.0.2","port":7002}}]"#),
+    );
+    let moves = source.configure(&json).unwrap();
+    assert_eq!(moves.len(), 1);
+    let moving = (0u32..)
+        .map(|i| format!("k{i}"))
+        .find(|k| keyslot(k.as_bytes()) < 100)
+        .unwrap();
+    let staying = (0u32..)
+        .map(|i| format!("k{i}"))
+        .find(|k| (100..8192).contains(&keyslot(k.as_bytes())))
+        .unwrap();
+    assert_eq!(
+        routed(&source, moving.as_bytes()),
+        Ok(true),
+        "counted while waiting"
+    );
+    assert_eq!(routed(&source, staying.as_bytes()), Ok(false));
+    assert_eq!(source.take_changed(), vec![moving.clone().into_bytes()]);
+    source.set_stage(Side::Out, B, Stage::Finished, 0);
+    assert_eq!(
+        routed(&source, moving.as_bytes()),
+        Err(Redirect::Moved(format!(
+            "{} 10.0.0.2:7002",
+            keyslot(moving.as_bytes())
+        )))
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

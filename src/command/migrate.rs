@@ -4,9 +4,9 @@
 //!
 //! The source first makes sure the target has the map (`IMPORT <id>
 //! BEGIN`, retried for up to 10 s while it keeps serving the slots). It
-//! copies the slots' states while still serving them, noting the keys
-//! checked meanwhile, and sends them in parts of 512 KiB (`PART`, then
-//! `SYNC`). Then it stops serving the slots (`TRYAGAIN`) once the checks
+//! copies the slots' states while still serving them, and sends them in
+//! parts of 512 KiB (`PART`, then `SYNC`); every key checked on the slots
+//! since the map came is noted meanwhile. Then it stops serving the slots (`TRYAGAIN`) once the checks
 //! running on them end, sends the noted keys' states again (`FORGET` the
 //! noted keys, their states as they are now, `END`), and from the target's
 //! answer on sends their clients there (`MOVED`) and drops its own copies.
@@ -117,9 +117,9 @@ fn move_out(shared: &Shared, m: &Migration) -> Result<usize, Ended> {
         crate::store::decode_key(map_key).is_some_and(|(_, key)| m.covers(keyslot(key)))
     };
     let store = &shared.engine.store;
-    // 1. Copy while still serving, noting the keys checked meanwhile.
+    // 1. Copy while still serving (the keys checked since the map came are
+    //    noted, so a change the copy missed is sent again at the end).
     cluster.set_stage(Side::Out, &m.node_id, Stage::Copying, 0);
-    cluster.take_changed();
     let now = shared.engine.clock.now();
     let copy = crate::snapshot::encode_keeping(store, &[], now, &in_move);
     send_parts(&mut peer, me, &copy).map_err(before)?;
