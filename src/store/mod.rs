@@ -24,6 +24,7 @@ use crate::policy::{self, Policy};
 pub mod index;
 mod keys;
 mod memory;
+mod multi;
 mod prefetch;
 mod shard;
 mod slots;
@@ -33,6 +34,7 @@ mod walk;
 use keys::with_map_key;
 pub use keys::{decode_key, encode_key};
 pub use memory::EvictionPolicy;
+pub use multi::{Part, Rule};
 use shard::{Locked, PaddedShard, Shard, lock};
 use slots::{Entry64, Held, Key, Packed, PolicyStates};
 pub use types::{Checked, Entry, KeyView, Refused, Saved, SavedRef, Scope, WrongType};
@@ -132,6 +134,20 @@ impl Store {
     ) -> Result<T, Refused> {
         let hash = self.hasher.hash_one(map_key);
         let mut shard = self.shard(hash);
+        self.apply_in(&mut shard, hash, map_key, now, step, fresh)
+    }
+
+    /// [`Store::apply`] on a shard already locked (`hash`: the map key's).
+    #[inline(always)]
+    fn apply_in<T>(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        map_key: &[u8],
+        now: u64,
+        step: impl FnOnce(&mut Entry64) -> Result<T, Refused>,
+        fresh: impl FnOnce() -> Entry64,
+    ) -> Result<T, Refused> {
         match shard.find(hash, map_key) {
             Some(i) => {
                 let slot = &mut shard.slots[i];
@@ -144,7 +160,7 @@ impl Store {
                     let after = shard.slots[i].heap_bytes();
                     shard.heap = shard.heap + after - before;
                     if after > before {
-                        self.after_growth(&mut shard, hash, map_key);
+                        self.after_growth(shard, hash, map_key);
                     }
                 }
                 Ok(out)
@@ -153,7 +169,7 @@ impl Store {
                 let mut entry = fresh();
                 let out = step(&mut entry)?;
                 if entry.fresh_at() > now {
-                    self.make_room(&mut shard, hash, &entry)?;
+                    self.make_room(shard, hash, &entry)?;
                     shard.insert(hash, entry, &self.hasher);
                 }
                 Ok(out)
@@ -205,34 +221,43 @@ impl Store {
         step: impl FnOnce(&mut State) -> (T, bool),
     ) -> Result<T, Refused> {
         with_map_key(Scope::Inline, key, |map_key| {
-            let apply = |entry: &mut Entry64| {
-                let Held::Inline(state) = &mut entry.held else {
-                    unreachable!("inline map keys hold inline states");
-                };
-                if state.algorithm() != params.algorithm {
-                    return Err(Refused::WrongType(WrongType {
-                        key: crate::text::printable(key),
-                        held: state.algorithm().name(),
-                        wanted: params.algorithm.name(),
-                    }));
-                }
-                let held_params = entry.params.params();
-                if state.fresh_at(&held_params) <= now {
-                    *state = State::fresh(params);
-                }
-                let (out, changed) = step(state);
-                if changed {
-                    entry.params = Packed::new(params);
-                    self.touch();
-                }
-                Ok(out)
-            };
-            self.apply(map_key, now, apply, || Entry64 {
-                key: Key::new(map_key),
-                params: Packed::new(params),
-                held: Held::Inline(State::fresh(params)),
-            })
+            let apply = |entry: &mut Entry64| self.inline_step(key, params, now, entry, step);
+            self.apply(map_key, now, apply, || inline_fresh(map_key, params))
         })
+    }
+
+    /// The step of an inline check on `entry` (the state of `key`): another
+    /// algorithm's state is WRONGTYPE, a fresh one starts over, and the
+    /// key remembers `params` when `step` changed it.
+    #[inline(always)]
+    fn inline_step<T>(
+        &self,
+        key: &[u8],
+        params: &Params,
+        now: u64,
+        entry: &mut Entry64,
+        step: impl FnOnce(&mut State) -> (T, bool),
+    ) -> Result<T, Refused> {
+        let Held::Inline(state) = &mut entry.held else {
+            unreachable!("inline map keys hold inline states");
+        };
+        if state.algorithm() != params.algorithm {
+            return Err(Refused::WrongType(WrongType {
+                key: crate::text::printable(key),
+                held: state.algorithm().name(),
+                wanted: params.algorithm.name(),
+            }));
+        }
+        let held_params = entry.params.params();
+        if state.fresh_at(&held_params) <= now {
+            *state = State::fresh(params);
+        }
+        let (out, changed) = step(state);
+        if changed {
+            entry.params = Packed::new(params);
+            self.touch();
+        }
+        Ok(out)
     }
 
     /// Checks `key` under every rule of `policy`, all or nothing (refused
@@ -244,35 +269,36 @@ impl Store {
         now: u64,
         request: Request,
     ) -> Result<Decision, Refused> {
-        let rules = &policy.rules;
         with_map_key(Scope::Policy(&policy.name), key, |map_key| {
-            let step = |entry: &mut Entry64| {
-                let Held::Policy(held) = &mut entry.held else {
-                    unreachable!("policy map keys hold policy states");
-                };
-                if held.fresh_at <= now {
-                    held.states.clear();
-                }
-                policy::align_states(&mut held.states, rules);
-                let (decision, reset) = policy::check_all(&mut held.states, rules, now, request);
-                if let Some(reset) = reset
-                    && request.cost > 0
-                {
-                    held.fresh_at = now.saturating_add(reset);
-                    self.touch();
-                }
-                Ok(decision)
-            };
-            let fresh = || Entry64 {
-                key: Key::new(map_key),
-                params: Packed::default(),
-                held: Held::Policy(Box::new(PolicyStates {
-                    fresh_at: 0,
-                    states: Vec::with_capacity(rules.len()),
-                })),
-            };
-            self.apply(map_key, now, step, fresh)
+            let step = |entry: &mut Entry64| Ok(self.policy_step(policy, now, request, entry));
+            self.apply(map_key, now, step, || policy_fresh(map_key, policy))
         })
+    }
+
+    /// The step of a policy check on `entry`: every rule, all or nothing.
+    fn policy_step(
+        &self,
+        policy: &Policy,
+        now: u64,
+        request: Request,
+        entry: &mut Entry64,
+    ) -> Decision {
+        let rules = &policy.rules;
+        let Held::Policy(held) = &mut entry.held else {
+            unreachable!("policy map keys hold policy states");
+        };
+        if held.fresh_at <= now {
+            held.states.clear();
+        }
+        policy::align_states(&mut held.states, rules);
+        let (decision, reset) = policy::check_all(&mut held.states, rules, now, request);
+        if let Some(reset) = reset
+            && request.cost > 0
+        {
+            held.fresh_at = now.saturating_add(reset);
+            self.touch();
+        }
+        decision
     }
 
     /// Gives back the queue slot of an inline leaky bucket request whose
@@ -354,6 +380,28 @@ impl Store {
             *lock(s) = Shard::default();
         }
         self.touch();
+    }
+}
+
+/// The slot of an inline key with no state yet.
+#[inline(always)]
+fn inline_fresh(map_key: &[u8], params: &Params) -> Entry64 {
+    Entry64 {
+        key: Key::new(map_key),
+        params: Packed::new(params),
+        held: Held::Inline(State::fresh(params)),
+    }
+}
+
+/// The slot of a key under `policy` with no state yet.
+fn policy_fresh(map_key: &[u8], policy: &Policy) -> Entry64 {
+    Entry64 {
+        key: Key::new(map_key),
+        params: Packed::default(),
+        held: Held::Policy(Box::new(PolicyStates {
+            fresh_at: 0,
+            states: Vec::with_capacity(policy.rules.len()),
+        })),
     }
 }
 
