@@ -110,6 +110,14 @@ async fn one_emulated_node_serves_a_cluster_client() {
         "ERR Invalid slot"
     );
     assert_eq!(
+        error(&mut plain, &["CLUSTER", "COUNTKEYSINSLOT", "-1"]).await,
+        "ERR Invalid slot"
+    );
+    assert_eq!(
+        error(&mut plain, &["CLUSTER", "COUNTKEYSINSLOT", "ten"]).await,
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
         error(&mut plain, &["TOLLGATE.CLUSTER", "CONFIG", "[]"]).await,
         "ERR cluster_mode is not managed"
     );
@@ -693,6 +701,21 @@ async fn a_move_the_target_does_not_know_is_refused_and_changes_nothing() {
     assert_eq!(fresh[0], 1);
     let spent: Vec<i64> = cmd(&target, &["LIMIT.CHECK", &keys[1], "gcra", "1", "1h"]).await;
     assert_eq!(spent[0], 0, "its state came with the copy");
+    // A FORGET list cut short, and an unknown step, are syntax errors.
+    let said = raw(
+        target.addr,
+        &[
+            step(&[b"BEGIN"]),
+            step(&[b"FORGET", b"\x05\x00\x00\x00ab"]),
+            step(&[b"MAYBE"]),
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(said).unwrap(),
+        "+OK\r\n-ERR syntax error\r\n-ERR syntax error\r\n"
+    );
     source.stop().await;
     target.stop().await;
 }

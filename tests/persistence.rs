@@ -345,6 +345,9 @@ async fn prometheus_endpoint_serves_counters_histograms_and_health() {
         "tollgate_evicted_keys_total 0",
         "tollgate_maxmemory_bytes 0",
         "tollgate_memory_dataset_bytes ",
+        "tollgate_cluster_slots_served 0",
+        "tollgate_cluster_moved_total 0",
+        "tollgate_cluster_tryagain_total 0",
         "# EOF",
     ] {
         assert!(body.contains(line), "{line} missing:\n{body}");

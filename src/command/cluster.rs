@@ -190,8 +190,10 @@ fn keyslot_cmd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
 /// `CLUSTER COUNTKEYSINSLOT slot`: a walk over the store.
 fn countkeysinslot(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     shown_map(ctx)?;
-    let slot = crate::text::ascii_i64(argv[2])
-        .and_then(|s| u16::try_from(s).ok())
+    // Redis's two answers: not a number, then out of range.
+    let slot = crate::text::ascii_i64(argv[2]).ok_or(CmdError::NotInteger)?;
+    let slot = u16::try_from(slot)
+        .ok()
         .filter(|&s| usize::from(s) < SLOTS)
         .ok_or_else(|| CmdError::invalid("Invalid slot"))?;
     let mut count = 0i64;

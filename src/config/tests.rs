@@ -83,6 +83,10 @@ fn bad_files_are_refused_with_the_reason() {
         ("snapshot_interval = \"0\"", "invalid snapshot_interval"),
         ("maxmemory = \"lots\"", "lots"),
         (
+            "cluster_mode = \"on\"",
+            "cluster_mode must be off, emulated or managed, not 'on'",
+        ),
+        (
             "maxmemory_policy = \"allkeys-lru\"",
             "maxmemory policy must be noeviction or volatile-ttl, not 'allkeys-lru'",
         ),

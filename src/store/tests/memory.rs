@@ -167,3 +167,30 @@ fn a_keyspace_saved_under_the_bound_loads_close_to_it() {
     let used = loaded.used_memory() as u64;
     assert!(used <= bound + bound / 16, "{used} > {bound} + 1/16");
 }
+
+/// The smallest bound: no shard has room for a slot, so every new key is
+/// refused under either policy (eviction finds nothing to drop), and a
+/// peek still answers.
+#[test]
+fn a_one_byte_bound_refuses_every_new_key() {
+    for policy in EvictionPolicy::ALL {
+        let store = Store::new();
+        store.set_maxmemory(1, policy);
+        let p = Params::new(Algorithm::TokenBucket, 10, 3600 * SECOND);
+        assert_eq!(
+            store.check(b"k", &p, 0, Request::take(1)),
+            Err(Refused::OutOfMemory),
+            "{}",
+            policy.name()
+        );
+        assert!(
+            store
+                .check(b"k", &p, 0, Request::dry(1))
+                .unwrap()
+                .decision
+                .allowed
+        );
+        assert!(store.is_empty());
+        assert_eq!(store.used_memory(), 0);
+    }
+}

@@ -4,6 +4,14 @@ use super::super::*;
 use super::SECOND;
 use crate::limiter::Algorithm;
 
+/// A part checked inline under `p`.
+fn inline<'a>(key: &'a [u8], p: &'a Params) -> Part<'a> {
+    Part {
+        key,
+        rule: Rule::Inline(p),
+    }
+}
+
 fn remaining(store: &Store, key: &[u8], p: &Params) -> u64 {
     store
         .check(key, p, 0, Request::dry(0))
@@ -23,14 +31,8 @@ fn several_keys_are_checked_all_or_nothing() {
         from_config: false,
     };
     let parts = [
-        Part {
-            key: b"user:1",
-            rule: Rule::Inline(&user),
-        },
-        Part {
-            key: b"org:7",
-            rule: Rule::Inline(&org),
-        },
+        inline(b"user:1", &user),
+        inline(b"org:7", &org),
         Part {
             key: b"all",
             rule: Rule::Policy(&policy),
@@ -53,38 +55,21 @@ fn several_keys_are_checked_all_or_nothing() {
         .unwrap();
     assert_eq!(global.remaining, 7);
     // A key named twice is checked twice, in order: 2 left, 2 asked twice.
-    let twice = [Part {
-        key: b"org:7",
-        rule: Rule::Inline(&org),
-    }; 2];
+    let twice = [inline(b"org:7", &org); 2];
     let (admitted, _) = store.check_many(&twice, 0, Request::take(2)).unwrap();
     assert!(!admitted);
     assert_eq!(remaining(&store, b"org:7", &org), 2, "nothing taken");
-    // A dry run changes nothing; a new key refused leaves no state.
-    let fresh = [
-        Part {
-            key: b"new",
-            rule: Rule::Inline(&org),
-        },
-        Part {
-            key: b"user:1",
-            rule: Rule::Inline(&user),
-        },
-    ];
+    // A dry run answers as if, and changes nothing.
+    let (admitted, d) = store.check_many(&parts[1..], 0, Request::dry(1)).unwrap();
+    assert!(admitted && d[0].remaining == 1);
+    assert_eq!(remaining(&store, b"org:7", &org), 2);
+    // A new key refused leaves no state.
+    let fresh = [inline(b"new", &org), inline(b"user:1", &user)];
     let (admitted, _) = store.check_many(&fresh, 0, Request::take(1)).unwrap();
     assert!(!admitted);
     assert!(store.inspect(Scope::Inline, b"new", None, 0).is_none());
     // Another algorithm's state is WRONGTYPE, and changes nothing.
-    let wrong = [
-        Part {
-            key: b"org:7",
-            rule: Rule::Inline(&org),
-        },
-        Part {
-            key: b"user:1",
-            rule: Rule::Inline(&org),
-        },
-    ];
+    let wrong = [inline(b"org:7", &org), inline(b"user:1", &org)];
     assert!(matches!(
         store.check_many(&wrong, 0, Request::take(1)),
         Err(Refused::WrongType(_))
@@ -110,16 +95,7 @@ fn multi_key_checks_in_any_order_neither_deadlock_nor_split() {
         let run = |first: Vec<u8>, second: Vec<u8>| {
             let store = store.clone();
             s.spawn(move || {
-                let parts = [
-                    Part {
-                        key: &first,
-                        rule: Rule::Inline(&p),
-                    },
-                    Part {
-                        key: &second,
-                        rule: Rule::Inline(&p),
-                    },
-                ];
+                let parts = [inline(&first, &p), inline(&second, &p)];
                 (0..4_000)
                     .filter(|_| store.check_many(&parts, 0, Request::take(1)).unwrap().0)
                     .count()
