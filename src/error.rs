@@ -53,6 +53,7 @@ impl From<Refused> for CmdError {
         match e {
             Refused::WrongType(e) => CmdError::WrongType(e),
             Refused::OutOfMemory => CmdError::OutOfMemory,
+            Refused::NoRefund(e) => CmdError::Invalid(e.to_string()),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod cell;
 pub mod fixed_window;
 pub mod gcra;
 pub mod leaky_bucket;
+pub mod refund;
 pub mod rule;
 pub mod sliding_log;
 pub mod sliding_window;

@@ -155,6 +155,30 @@ impl SlidingLog {
         }
     }
 
+    /// Takes up to `units` out of the live entries, newest first (a
+    /// refund): the log then holds what it would had those units never
+    /// been admitted. Answers the units taken out.
+    pub fn give_units_back(&mut self, p: &Params, now: u64, units: u64) -> u64 {
+        self.prune(p, now);
+        let mut left = units;
+        while left > 0 && !self.entries().is_empty() {
+            let last = self.log.len() - 1;
+            let n = self.log[last].1;
+            let taken = n.min(left);
+            left -= taken;
+            self.log[0].1 -= taken;
+            if taken == n {
+                self.log.pop();
+            } else {
+                self.log[last].1 -= taken;
+            }
+        }
+        if self.entries().is_empty() {
+            self.log = ThinVec::new();
+        }
+        units - left
+    }
+
     /// Adds `cost` units admitted at `now` (the log is pruned to `now`).
     fn record(&mut self, now: u64, cost: u64) {
         if self.log.is_empty() {

@@ -134,6 +134,30 @@ impl SlidingWindow {
         }
     }
 
+    /// Takes up to `units` out of the buckets still in the window, newest
+    /// first (a refund). Answers the units taken out.
+    pub fn give_units_back(&mut self, p: &Params, now: u64, units: u64) -> u64 {
+        let grid = Grid::new(p);
+        self.prune(&grid, grid.index(now));
+        let mut left = units;
+        while left > 0 {
+            let Some((_, n)) = self.buckets.last_mut() else {
+                break;
+            };
+            let taken = (*n).min(left);
+            *n -= taken;
+            left -= taken;
+            self.total -= taken;
+            if *n == 0 {
+                self.buckets.pop();
+            }
+        }
+        if self.buckets.is_empty() {
+            self.buckets = ThinVec::new();
+        }
+        units - left
+    }
+
     fn record(&mut self, grid: &Grid, current: u64, cost: u64) {
         match self.buckets.last_mut() {
             Some((start, n)) if grid.index(*start) >= current => *n += cost,

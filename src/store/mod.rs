@@ -26,6 +26,7 @@ mod keys;
 mod memory;
 mod multi;
 mod prefetch;
+mod refund;
 mod shard;
 mod slots;
 mod types;

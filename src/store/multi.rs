@@ -24,11 +24,13 @@ pub enum Rule<'a> {
     Policy(&'a Policy),
 }
 
-/// One key of a multi-key check.
+/// One key of a multi-key check, and the units it takes.
 #[derive(Debug, Clone, Copy)]
 pub struct Part<'a> {
     pub key: &'a [u8],
     pub rule: Rule<'a>,
+    /// Units to take; 0 only looks.
+    pub cost: u64,
 }
 
 impl Part<'_> {
@@ -44,15 +46,16 @@ impl Part<'_> {
 }
 
 impl Store {
-    /// Checks every part under its rule, all or nothing; answers whether
-    /// all were admitted and each part's decision (in order; a key named
-    /// twice is checked twice, the second time after the first). When not
-    /// all are admitted, no state changes.
+    /// Checks every part under its rule for its cost, all or nothing;
+    /// answers whether all were admitted and each part's decision (in
+    /// order; a key named twice is checked twice, the second time after the
+    /// first). When not all are admitted, or `commit` is false (a dry run),
+    /// no state changes.
     pub fn check_many(
         &self,
         parts: &[Part<'_>],
         now: u64,
-        request: Request,
+        commit: bool,
     ) -> Result<(bool, Vec<Decision>), Refused> {
         let map_keys: Vec<Vec<u8>> = parts.iter().map(Part::map_key).collect();
         let hashes: Vec<u64> = map_keys.iter().map(|k| self.hasher.hash_one(k)).collect();
@@ -77,6 +80,11 @@ impl Store {
         let mut failed = None;
         for (i, part) in parts.iter().enumerate() {
             let (hash, map_key) = (hashes[i], map_keys[i].as_slice());
+            let request = Request {
+                cost: part.cost,
+                commit,
+                max_wait: None,
+            };
             let checked = match part.rule {
                 Rule::Inline(params) => {
                     let step = |entry: &mut Entry64| {
@@ -104,7 +112,7 @@ impl Store {
             }
         }
         let admitted = failed.is_none() && decisions.iter().all(|d| d.allowed);
-        if !admitted && request.commit {
+        if !admitted && commit {
             for (i, held) in before.into_iter().rev() {
                 self.give_back(&mut locked[at(hashes[i])], hashes[i], &map_keys[i], held);
             }

@@ -63,6 +63,9 @@ pub enum Refused {
     /// The check would create a key, and it does not fit under `maxmemory`.
     #[error("the key does not fit under maxmemory")]
     OutOfMemory,
+    /// A refund of a state that cannot give units back (the leaky bucket).
+    #[error(transparent)]
+    NoRefund(#[from] crate::limiter::refund::NoRefund),
 }
 
 /// The result of a check, and what a waiter needs to give its place back.

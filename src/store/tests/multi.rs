@@ -9,6 +9,7 @@ fn inline<'a>(key: &'a [u8], p: &'a Params) -> Part<'a> {
     Part {
         key,
         rule: Rule::Inline(p),
+        cost: 1,
     }
 }
 
@@ -36,10 +37,11 @@ fn several_keys_are_checked_all_or_nothing() {
         Part {
             key: b"all",
             rule: Rule::Policy(&policy),
+            cost: 1,
         },
     ];
     for n in 1..=3u64 {
-        let (admitted, d) = store.check_many(&parts, 0, Request::take(1)).unwrap();
+        let (admitted, d) = store.check_many(&parts, 0, true).unwrap();
         assert!(admitted, "round {n}");
         assert_eq!(
             d.iter().map(|d| d.remaining).collect::<Vec<_>>(),
@@ -47,7 +49,7 @@ fn several_keys_are_checked_all_or_nothing() {
         );
     }
     // The user's limit is spent: nothing is taken from the others.
-    let (admitted, d) = store.check_many(&parts, 0, Request::take(1)).unwrap();
+    let (admitted, d) = store.check_many(&parts, 0, true).unwrap();
     assert!(!admitted && !d[0].allowed && d[1].allowed && d[2].allowed);
     assert_eq!(remaining(&store, b"org:7", &org), 2);
     let global = store
@@ -55,23 +57,26 @@ fn several_keys_are_checked_all_or_nothing() {
         .unwrap();
     assert_eq!(global.remaining, 7);
     // A key named twice is checked twice, in order: 2 left, 2 asked twice.
-    let twice = [inline(b"org:7", &org); 2];
-    let (admitted, _) = store.check_many(&twice, 0, Request::take(2)).unwrap();
+    let twice = [Part {
+        cost: 2,
+        ..inline(b"org:7", &org)
+    }; 2];
+    let (admitted, _) = store.check_many(&twice, 0, true).unwrap();
     assert!(!admitted);
     assert_eq!(remaining(&store, b"org:7", &org), 2, "nothing taken");
     // A dry run answers as if, and changes nothing.
-    let (admitted, d) = store.check_many(&parts[1..], 0, Request::dry(1)).unwrap();
+    let (admitted, d) = store.check_many(&parts[1..], 0, false).unwrap();
     assert!(admitted && d[0].remaining == 1);
     assert_eq!(remaining(&store, b"org:7", &org), 2);
     // A new key refused leaves no state.
     let fresh = [inline(b"new", &org), inline(b"user:1", &user)];
-    let (admitted, _) = store.check_many(&fresh, 0, Request::take(1)).unwrap();
+    let (admitted, _) = store.check_many(&fresh, 0, true).unwrap();
     assert!(!admitted);
     assert!(store.inspect(Scope::Inline, b"new", None, 0).is_none());
     // Another algorithm's state is WRONGTYPE, and changes nothing.
     let wrong = [inline(b"org:7", &org), inline(b"user:1", &org)];
     assert!(matches!(
-        store.check_many(&wrong, 0, Request::take(1)),
+        store.check_many(&wrong, 0, true),
         Err(Refused::WrongType(_))
     ));
     assert_eq!(remaining(&store, b"org:7", &org), 2);
@@ -97,7 +102,7 @@ fn multi_key_checks_in_any_order_neither_deadlock_nor_split() {
             s.spawn(move || {
                 let parts = [inline(&first, &p), inline(&second, &p)];
                 (0..4_000)
-                    .filter(|_| store.check_many(&parts, 0, Request::take(1)).unwrap().0)
+                    .filter(|_| store.check_many(&parts, 0, true).unwrap().0)
                     .count()
             })
         };
