@@ -28,6 +28,8 @@
 //!   [`text`]: client bytes made safe to quote; [`striped`]: counters
 //!   many threads add to without sharing a cache line; [`throttle_log`]: warnings
 //!   a client can cause, logged at a bounded rate.
+//! - [`rls`]: Envoy's Rate Limit Service (gRPC) on the same store: domains
+//!   of descriptors, each leaf a rule or a policy.
 //! - [`engine`]: what a check needs (store, policies, clock), the handle
 //!   every front end decides through.
 //! - [`state`]: what every connection shares (the engine and the services
@@ -54,6 +56,7 @@ pub mod policy;
 pub mod reload;
 pub mod reply;
 pub mod resp;
+pub mod rls;
 pub mod server;
 pub mod snapshot;
 pub mod state;

@@ -1,4 +1,5 @@
-//! Reloading on SIGHUP: the config file's policies (everything else needs
+//! Reloading on SIGHUP: the config file's policies and rate limit service
+//! domains, with `rls_config`'s YAML files (everything else needs
 //! a restart, and the log says which) and the TLS certificates.
 
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use crate::state::Shared;
 pub struct Reload {
     /// Policies the file defines now.
     pub policies: usize,
+    /// Rate limit service domains (the file's and `rls_config`'s) now.
+    pub domains: usize,
     pub changes: PolicyChanges,
     /// Settings changed in the file that take effect only on restart.
     pub restart_needed: Vec<&'static str>,
@@ -31,8 +34,11 @@ pub fn reload_config(shared: &Shared) -> Result<Reload, String> {
     let restart_needed = shared.config.restart_needed(&config);
     let policies = config.policies.len();
     let changes = shared.engine.policies.replace_config(config.policies);
+    let domains = config.domains.len();
+    shared.rls.set_domains(config.domains);
     Ok(Reload {
         policies,
+        domains,
         changes,
         restart_needed,
     })
@@ -45,8 +51,9 @@ fn log_reload(result: Result<Reload, String>) {
         Err(e) => return tracing::error!("SIGHUP: config not reloaded, old policies kept: {e}"),
     };
     tracing::info!(
-        "SIGHUP: reloaded {} policies from the config file: {}",
+        "SIGHUP: reloaded {} policies and {} rate limit service domains from the config file: {}",
         r.policies,
+        r.domains,
         r.changes
     );
     for name in &r.changes.replaced_run_time {

@@ -90,6 +90,14 @@ pub async fn serve(
         ),
         None => None,
     };
+    let grpc = match &shared.config.grpc_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot serve gRPC on '{addr}': {e}"))?,
+        ),
+        None => None,
+    };
     // Installed before the server says it listens: SIGHUP's default action
     // would end the process.
     #[cfg(unix)]
@@ -123,6 +131,13 @@ pub async fn serve(
     }
     if let Some(l) = metrics {
         background.spawn(crate::metrics::endpoint::serve_http(
+            l,
+            shared.clone(),
+            shared.shutdown_signal(),
+        ));
+    }
+    if let Some(l) = grpc {
+        background.spawn(crate::rls::service::serve(
             l,
             shared.clone(),
             shared.shutdown_signal(),

@@ -34,6 +34,8 @@ pub struct Shared {
     pub tls: crate::tls::Tls,
     /// Cluster mode: this node's id and slot map.
     pub cluster: crate::cluster::Cluster,
+    /// The Envoy rate limit service's domains, options and counters.
+    pub rls: crate::rls::Rls,
     pub started: Instant,
     port: AtomicU16,
     shutdown: watch::Sender<bool>,
@@ -68,6 +70,7 @@ impl Shared {
             persistence: Persistence::new(snapshot_path, started_secs),
             tls: crate::tls::Tls::default(),
             cluster,
+            rls: crate::rls::Rls::new(config.domains.clone(), config.rls),
             users: crate::acl::Users::new(config.requirepass.as_deref()),
             port: AtomicU16::new(config.port),
             engine,

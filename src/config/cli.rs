@@ -40,6 +40,9 @@ pub struct Cli {
     /// Serve Prometheus metrics and /healthz on this address (e.g. 127.0.0.1:9121) [default: off].
     #[arg(long, env = "TOLLGATE_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Serve Envoy's rate limit service (gRPC) on this address (e.g. 127.0.0.1:8081) [default: off].
+    #[arg(long, env = "TOLLGATE_GRPC_ADDR")]
+    pub grpc_addr: Option<String>,
     /// ACL users file (Redis's aclfile format) [default: none].
     #[arg(long, env = "TOLLGATE_ACLFILE")]
     pub aclfile: Option<PathBuf>,

@@ -14,6 +14,7 @@ use crate::limiter::rule::{
 };
 use crate::limiter::{MAX_BUCKETS, MAX_COUNT};
 use crate::policy::{MAX_POLICIES, MAX_RULES, Policy, PolicyError, too_many_rules};
+use crate::rls::{Consume, DomainFile, Domains, Headers};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,8 +48,14 @@ struct FileConfig {
     tls_key_file: Option<Spanned<PathBuf>>,
     tls_ca_cert_file: Option<Spanned<PathBuf>>,
     tls_auth_clients: Option<Spanned<String>>,
+    grpc_addr: Option<Spanned<String>>,
+    rls_consume: Option<Spanned<String>>,
+    rls_headers: Option<Spanned<String>>,
+    rls_config: Option<Spanned<Vec<PathBuf>>>,
     #[serde(default)]
     policy: Vec<Spanned<FilePolicy>>,
+    #[serde(default)]
+    domain: Vec<Spanned<DomainFile>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,6 +226,29 @@ pub(super) fn parse(text: &str) -> Result<Config, String> {
         policies.push(policy);
     }
     c.policies = policies;
+    c.grpc_addr = take(file.grpc_addr).filter(|a| !a.is_empty());
+    if let Some(mode) = &file.rls_consume {
+        c.rls.consume = Consume::parse(mode.get_ref()).map_err(|e| t.error(mode.span(), e))?;
+    }
+    if let Some(form) = &file.rls_headers {
+        c.rls.headers = Headers::parse(form.get_ref()).map_err(|e| t.error(form.span(), e))?;
+    }
+    let span = file.domain.first().map(|d| d.span());
+    let mut domains: Vec<DomainFile> = file.domain.into_iter().map(Spanned::into_inner).collect();
+    if let Some(paths) = file.rls_config {
+        for path in paths.get_ref() {
+            let yaml = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|text| crate::rls::tree::from_yaml(&text))
+                .map_err(|e| {
+                    t.error(paths.span(), format!("rls_config {}: {e}", path.display()))
+                })?;
+            domains.extend(yaml);
+        }
+        c.rls_config = paths.into_inner();
+    }
+    c.domains =
+        Domains::build(&domains, &c.policies).map_err(|e| t.error(span.unwrap_or(0..0), e))?;
     Ok(c)
 }
 

@@ -72,6 +72,14 @@ pub struct Config {
     pub tls_auth_clients: AuthClients,
     /// Policies from the config file.
     pub policies: Vec<Policy>,
+    /// Where the Envoy rate limit service (gRPC) listens; `None`: off.
+    pub grpc_addr: Option<String>,
+    /// How its calls consume and which headers they add.
+    pub rls: crate::rls::Options,
+    /// envoyproxy/ratelimit YAML files of domains, read with the config.
+    pub rls_config: Vec<PathBuf>,
+    /// Its domains: the config file's `[[domain]]` tables and `rls_config`'s.
+    pub domains: crate::rls::Domains,
     pub config_file: Option<PathBuf>,
     /// The command line it was loaded with, re-applied on reload.
     pub flags: Cli,
@@ -109,6 +117,10 @@ impl Default for Config {
             tls_ca_cert_file: None,
             tls_auth_clients: AuthClients::Yes,
             policies: Vec::new(),
+            grpc_addr: None,
+            rls: crate::rls::Options::default(),
+            rls_config: Vec::new(),
+            domains: crate::rls::Domains::default(),
             config_file: None,
             flags: Cli::default(),
         }
@@ -166,6 +178,9 @@ impl Config {
         }
         if let Some(addr) = &cli.metrics_addr {
             config.metrics_addr = Some(addr.clone()).filter(|a| !a.is_empty());
+        }
+        if let Some(addr) = &cli.grpc_addr {
+            config.grpc_addr = Some(addr.clone()).filter(|a| !a.is_empty());
         }
         if let Some(on) = cli.protected_mode {
             config.protected_mode = on;
@@ -261,7 +276,8 @@ impl Config {
     }
 
     /// The settings that differ in `other` but take effect only on restart
-    /// (everything but the policies), by their config-file names.
+    /// (everything but the policies and the domains), by their config-file
+    /// names.
     pub fn restart_needed(&self, other: &Config) -> Vec<&'static str> {
         let differs = [
             ("bind", self.bind != other.bind),
@@ -281,6 +297,9 @@ impl Config {
             ("save", self.save_points != other.save_points),
             ("snapshots", self.snapshots != other.snapshots),
             ("metrics_addr", self.metrics_addr != other.metrics_addr),
+            ("grpc_addr", self.grpc_addr != other.grpc_addr),
+            ("rls_consume", self.rls.consume != other.rls.consume),
+            ("rls_headers", self.rls.headers != other.rls.headers),
             ("threads", self.threads != other.threads),
             ("requirepass", self.requirepass != other.requirepass),
             ("timeout", self.timeout_secs != other.timeout_secs),
@@ -339,6 +358,17 @@ impl Config {
             (
                 "metrics-addr",
                 self.metrics_addr.clone().unwrap_or_default(),
+            ),
+            ("grpc-addr", self.grpc_addr.clone().unwrap_or_default()),
+            ("rls-consume", self.rls.consume.name().into()),
+            ("rls-headers", self.rls.headers.name().into()),
+            (
+                "rls-config",
+                self.rls_config
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ),
             ("dbfilename", crate::snapshot::FILE_NAME.into()),
             ("databases", "1".into()),
