@@ -90,6 +90,25 @@ pub enum Redirect {
     TryAgain,
 }
 
+impl Redirect {
+    /// The error line a client is answered, as Redis words it.
+    pub fn line(&self) -> String {
+        match self {
+            Redirect::Moved(to) => format!("MOVED {to}"),
+            Redirect::Down => "CLUSTERDOWN Hash slot not served".into(),
+            Redirect::TryAgain => "TRYAGAIN Slot is being moved, try again".into(),
+        }
+    }
+
+    /// Where a `MOVED` points (`ip:port`).
+    pub fn address(&self) -> Option<&str> {
+        match self {
+            Redirect::Moved(to) => to.split_once(' ').map(|(_, addr)| addr),
+            _ => None,
+        }
+    }
+}
+
 /// This node's cluster state.
 #[derive(Debug)]
 pub struct Cluster {

@@ -23,6 +23,7 @@ impl std::fmt::Display for Failed {
 }
 
 /// One node, spoken to with RESP requests, one at a time.
+#[derive(Debug)]
 pub struct Peer {
     reader: BufReader<TcpStream>,
 }
@@ -50,6 +51,12 @@ impl Peer {
     /// Sends one request; answers a simple, integer or bulk reply as text,
     /// an error reply as [`Failed::Refused`].
     pub fn ask(&mut self, args: &[&[u8]]) -> Result<String, Failed> {
+        let bytes = self.ask_bytes(args)?;
+        String::from_utf8(bytes).map_err(|_| Failed::Lost("reply is not UTF-8".into()))
+    }
+
+    /// [`Peer::ask`], the reply as bytes (a bulk reply may hold any).
+    pub fn ask_bytes(&mut self, args: &[&[u8]]) -> Result<Vec<u8>, Failed> {
         let lost = |e: String| Failed::Lost(e);
         let request = crate::resp::encode_request(args);
         self.reader
@@ -63,7 +70,7 @@ impl Peer {
         }
         let line = line.trim_end();
         match line.split_at_checked(1) {
-            Some(("+" | ":", text)) => Ok(text.to_string()),
+            Some(("+" | ":", text)) => Ok(text.as_bytes().to_vec()),
             Some(("-", error)) => Err(Failed::Refused(error.to_string())),
             Some(("$", len)) => {
                 let len: usize = len.parse().map_err(|_| lost(format!("bad reply {line}")))?;
@@ -72,7 +79,7 @@ impl Peer {
                     .read_exact(&mut bulk)
                     .map_err(|e| lost(e.to_string()))?;
                 bulk.truncate(len);
-                String::from_utf8(bulk).map_err(|_| lost("reply is not UTF-8".into()))
+                Ok(bulk)
             }
             _ => Err(lost(format!("unexpected reply {line}"))),
         }

@@ -241,6 +241,9 @@ const CLUSTER_HELP: &[&str] = &[
     "    Return the hash slot for <key>.",
     "MYID",
     "    Return the node id.",
+    "RLS <request>",
+    "    Decide rate limit service descriptors forwarded by another node (an encoded",
+    "    envoy.service.ratelimit.v3.RateLimitRequest; answers the encoded response).",
     "NODES",
     "    Return cluster configuration seen by node. Output format:",
     "    <id> <ip:port@bus-port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
@@ -264,6 +267,9 @@ const TOLLGATE_CLUSTER_HELP: &[&str] = &[
     "    Return a line per slot migration of the current map.",
     "MYID",
     "    Return the node id.",
+    "RLS <request>",
+    "    Decide rate limit service descriptors forwarded by another node (an encoded",
+    "    envoy.service.ratelimit.v3.RateLimitRequest; answers the encoded response).",
     "HELP",
     "    Print this help.",
 ];
@@ -338,4 +344,22 @@ static TOLLGATE_CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     command! { "tollgate.cluster|myid", 2, [STALE], (0, 0, 0), "cluster", "0.1.0",
     "Returns the ID of this node.",
     myid },
+    command! { "tollgate.cluster|rls", 3, [WRITE, ADMIN], (0, 0, 0), "cluster", "0.1.0",
+    "Decides rate limit service descriptors forwarded by another node (managed mode).",
+    rls },
 ];
+
+/// `TOLLGATE.CLUSTER RLS <RateLimitRequest>`: the descriptors of this
+/// node's slots, forwarded by the node Envoy called; answers the encoded
+/// RateLimitResponse.
+fn rls(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    use prost::Message;
+    if ctx.shared.cluster.mode != ClusterMode::Managed {
+        return Err(CmdError::invalid("cluster_mode is not managed"));
+    }
+    let request = envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest::decode(argv[2])
+        .map_err(|e| CmdError::invalid(format!("invalid rate limit request: {e}")))?;
+    let response = crate::rls::forward::decide_here(ctx.shared, &request)
+        .map_err(|f| CmdError::Line(f.line()))?;
+    Ok(Reply::Bulk(response.encode_to_vec().into()).into())
+}

@@ -95,16 +95,13 @@ fn routed_here<'a>(
     let count = |c: &std::sync::atomic::AtomicU64| {
         c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
-    shared.cluster.route(key).map_err(|r| match r {
-        Redirect::Moved(to) => {
-            count(&shared.metrics.cluster_moved);
-            CmdError::Line(format!("MOVED {to}"))
+    shared.cluster.route(key).map_err(|r| {
+        match r {
+            Redirect::Moved(_) => count(&shared.metrics.cluster_moved),
+            Redirect::Down => {}
+            Redirect::TryAgain => count(&shared.metrics.cluster_tryagain),
         }
-        Redirect::Down => CmdError::Line("CLUSTERDOWN Hash slot not served".into()),
-        Redirect::TryAgain => {
-            count(&shared.metrics.cluster_tryagain);
-            CmdError::Line("TRYAGAIN Slot is being moved, try again".into())
-        }
+        CmdError::Line(r.line())
     })
 }
 

@@ -14,7 +14,8 @@ use crate::limiter::rule::{
 };
 use crate::limiter::{MAX_BUCKETS, MAX_COUNT};
 use crate::policy::{MAX_POLICIES, MAX_RULES, Policy, PolicyError, too_many_rules};
-use crate::rls::{Consume, DomainFile, Domains, Headers};
+use crate::rls::options::{Consume, Headers};
+use crate::rls::tree::{DomainFile, Domains};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

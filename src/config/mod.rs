@@ -75,11 +75,11 @@ pub struct Config {
     /// Where the Envoy rate limit service (gRPC) listens; `None`: off.
     pub grpc_addr: Option<String>,
     /// How its calls consume and which headers they add.
-    pub rls: crate::rls::Options,
+    pub rls: crate::rls::options::Options,
     /// envoyproxy/ratelimit YAML files of domains, read with the config.
     pub rls_config: Vec<PathBuf>,
     /// Its domains: the config file's `[[domain]]` tables and `rls_config`'s.
-    pub domains: crate::rls::Domains,
+    pub domains: crate::rls::tree::Domains,
     pub config_file: Option<PathBuf>,
     /// The command line it was loaded with, re-applied on reload.
     pub flags: Cli,
@@ -118,9 +118,9 @@ impl Default for Config {
             tls_auth_clients: AuthClients::Yes,
             policies: Vec::new(),
             grpc_addr: None,
-            rls: crate::rls::Options::default(),
+            rls: crate::rls::options::Options::default(),
             rls_config: Vec::new(),
-            domains: crate::rls::Domains::default(),
+            domains: crate::rls::tree::Domains::default(),
             config_file: None,
             flags: Cli::default(),
         }

@@ -155,6 +155,29 @@ impl Collector for ServerCollector {
             st.failures,
         )?;
 
+        let rls = s.rls.counts.read();
+        let mut calls = encoder.encode_descriptor(
+            "tollgate_rls_requests",
+            "Envoy rate limit service calls (gRPC), by domain and answer; domains nobody configured are counted as (unknown).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (domain, answers, _) in &rls {
+            for (answer, v) in crate::rls::Answer::ALL.iter().zip(answers) {
+                let labels = [("domain", domain.as_str()), ("code", answer.name())];
+                ConstCounter::new(*v).encode(calls.encode_family(&labels)?)?;
+            }
+        }
+        let mut shadow = encoder.encode_descriptor(
+            "tollgate_rls_shadow_over_limit",
+            "Shadow-mode descriptors over their limit (answered OK), by domain.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (domain, _, over) in &rls {
+            let labels = [("domain", domain.as_str())];
+            ConstCounter::new(*over).encode(shadow.encode_family(&labels)?)?;
+        }
         let mut checks = encoder.encode_descriptor(
             "tollgate_checks",
             "Rate-limit checks answered, by algorithm (policy: policy checks) and result.",

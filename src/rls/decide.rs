@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::rate_limit::Unit;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
@@ -15,7 +14,8 @@ use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimit
 use envoy_types::pb::google::protobuf::Duration as PbDuration;
 
 use super::options::{Consume, Options};
-use super::tree::{Domains, Leaf, Limit, MAX_DEPTH, UNITS, store_key, unit_ns};
+use super::report::{headers, sat_u32, unit_name, unit_of};
+use super::tree::{Domains, Leaf, Limit, MAX_DEPTH, store_key, unit_ns};
 use crate::engine::Engine;
 use crate::limiter::{Algorithm, Decision, MAX_COUNT, Params, Request, Retry};
 use crate::policy::Policy;
@@ -34,6 +34,31 @@ pub enum Failure {
     /// A new key does not fit under `maxmemory` (RESOURCE_EXHAUSTED).
     #[error("{0}")]
     OutOfMemory(String),
+    /// Shutting down, or (cluster mode) the node that serves a descriptor
+    /// cannot decide it now (UNAVAILABLE).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl Failure {
+    /// The error line a node answers `TOLLGATE.CLUSTER RLS` with.
+    pub fn line(&self) -> String {
+        match self {
+            Failure::Invalid(m) | Failure::Precondition(m) => format!("ERR {m}"),
+            Failure::OutOfMemory(m) | Failure::Unavailable(m) => m.clone(),
+        }
+    }
+
+    /// The failure a node's error line stands for (the inverse of
+    /// [`Failure::line`]; the request was validated before it was sent).
+    pub fn from_line(line: &str) -> Failure {
+        let word = line.split(' ').next().unwrap_or("");
+        match word {
+            "OOM" => Failure::OutOfMemory(line.to_string()),
+            "ERR" => Failure::Precondition(line.trim_start_matches("ERR ").to_string()),
+            _ => Failure::Unavailable(line.to_string()),
+        }
+    }
 }
 
 impl From<Refused> for Failure {
@@ -195,7 +220,7 @@ pub fn decide(
 
 /// The request's shape: a domain, descriptors of 1 to [`MAX_DEPTH`]
 /// entries with non-empty keys, costs within [`MAX_COUNT`].
-fn validate(request: &RateLimitRequest) -> Result<(), Failure> {
+pub(super) fn validate(request: &RateLimitRequest) -> Result<(), Failure> {
     let invalid = |why: String| Err(Failure::Invalid(why));
     if request.domain.is_empty() {
         return invalid("the domain must not be empty".into());
@@ -316,81 +341,6 @@ fn status(item: &Item<'_>, d: &Decision, over: bool) -> DescriptorStatus {
         }),
         ..Default::default()
     }
-}
-
-/// The headers for the most limited checked descriptor (over its limit,
-/// else the least remaining): its capacity, what is left of it, and
-/// `duration_until_reset` in whole seconds, rounded up.
-fn headers(
-    options: Options,
-    statuses: &[DescriptorStatus],
-    capacity: &[Option<u64>],
-) -> Vec<HeaderValue> {
-    let Some(names) = options.headers.names() else {
-        return Vec::new();
-    };
-    let checked = statuses
-        .iter()
-        .zip(capacity)
-        .filter_map(|(s, c)| Some((s, (*c)?)));
-    let Some((s, limit)) =
-        checked.min_by_key(|(s, _)| (s.code != Code::OverLimit as i32, s.limit_remaining))
-    else {
-        return Vec::new();
-    };
-    let reset = s
-        .duration_until_reset
-        .map_or(0, |d| d.seconds + i64::from(d.nanos > 0));
-    let values = [
-        limit.to_string(),
-        s.limit_remaining.to_string(),
-        reset.to_string(),
-    ];
-    names
-        .into_iter()
-        .zip(values)
-        .map(|(key, value)| HeaderValue {
-            key: key.to_string(),
-            value,
-            ..Default::default()
-        })
-        .collect()
-}
-
-/// The unit whose length is exactly `window`, else UNKNOWN.
-fn unit_of(window: u64) -> Unit {
-    let units = [
-        Unit::Second,
-        Unit::Minute,
-        Unit::Hour,
-        Unit::Day,
-        Unit::Week,
-        Unit::Month,
-        Unit::Year,
-    ];
-    UNITS
-        .iter()
-        .zip(units)
-        .find(|((_, secs), _)| secs * 1_000_000_000 == window)
-        .map_or(Unit::Unknown, |(_, u)| u)
-}
-
-/// A unit's name in [`UNITS`]; none for UNKNOWN.
-fn unit_name(unit: Unit) -> Option<&'static str> {
-    Some(match unit {
-        Unit::Unknown => return None,
-        Unit::Second => "second",
-        Unit::Minute => "minute",
-        Unit::Hour => "hour",
-        Unit::Day => "day",
-        Unit::Week => "week",
-        Unit::Month => "month",
-        Unit::Year => "year",
-    })
-}
-
-fn sat_u32(n: u64) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

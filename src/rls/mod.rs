@@ -5,8 +5,11 @@
 //! - [`tree`]: domains and their descriptor trees (config file and
 //!   envoyproxy/ratelimit YAML), matching, and the store key of a descriptor.
 //! - [`options`]: `rls_consume` and `rls_headers`.
-//! - [`decide`]: one call decided against the store (pure but for the store).
-//! - [`service`]: the tonic service, its counters and the gRPC server.
+//! - [`decide`]: one call decided against the store (pure but for the
+//!   store); `report.rs`: the units and headers of its answer.
+//! - [`forward`]: cluster mode: descriptors forwarded to the node that
+//!   serves their slot.
+//! - [`service`]: the tonic service and the gRPC server.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 
 pub mod decide;
+pub mod forward;
 pub mod options;
+mod report;
 pub mod service;
 pub mod tree;
 
@@ -79,7 +84,11 @@ pub struct DomainCounts {
 
 impl Counts {
     /// Counts a call for `domain` (a configured one, or [`UNKNOWN_DOMAIN`]).
-    pub fn count(&self, domain: &str, answer: Answer, shadow_over: u64) {
+    pub fn count(&self, domain: &str, answer: Answer) {
+        self.add(domain, Some(answer), 0);
+    }
+
+    fn add(&self, domain: &str, answer: Option<Answer>, shadow_over: u64) {
         let found = self.by_domain.read().get(domain).cloned();
         let counts = match found {
             Some(c) => c,
@@ -90,8 +99,10 @@ impl Counts {
                 .or_default()
                 .clone(),
         };
-        let i = Answer::ALL.iter().position(|&a| a == answer).unwrap_or(0);
-        counts.answers[i].fetch_add(1, Ordering::Relaxed);
+        if let Some(answer) = answer {
+            let i = Answer::ALL.iter().position(|&a| a == answer).unwrap_or(0);
+            counts.answers[i].fetch_add(1, Ordering::Relaxed);
+        }
         if shadow_over > 0 {
             counts.shadow_over.fetch_add(shadow_over, Ordering::Relaxed);
         }
@@ -113,6 +124,9 @@ impl Counts {
     }
 }
 
+/// Idle connections to other nodes, by address (cluster mode).
+pub type Peers = parking_lot::Mutex<HashMap<String, Vec<crate::cluster::peer::Peer>>>;
+
 /// The service's state: the domains (replaced whole on reload), the
 /// options, the counters.
 #[derive(Debug, Default)]
@@ -120,6 +134,10 @@ pub struct Rls {
     domains: RwLock<Arc<Domains>>,
     pub options: Options,
     pub counts: Counts,
+    /// The address the gRPC server listens on, once it does.
+    addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Idle connections to the other nodes (cluster mode).
+    peers: Peers,
 }
 
 impl Rls {
@@ -128,7 +146,14 @@ impl Rls {
             domains: RwLock::new(Arc::new(domains)),
             options,
             counts: Counts::default(),
+            addr: std::sync::OnceLock::new(),
+            peers: Peers::default(),
         }
+    }
+
+    /// Where the gRPC server listens (`None`: off, or not yet).
+    pub fn addr(&self) -> Option<std::net::SocketAddr> {
+        self.addr.get().copied()
     }
 
     /// The domains now.
@@ -139,5 +164,33 @@ impl Rls {
     /// Replaces the domains (SIGHUP).
     pub fn set_domains(&self, domains: Domains) {
         *self.domains.write() = Arc::new(domains);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use prost_types::FileDescriptorSet;
+
+    /// Reflection can answer for the service: its file and every file it
+    /// imports are in the set, each after its dependencies.
+    #[test]
+    fn the_descriptor_set_is_complete() {
+        let set = FileDescriptorSet::decode(super::DESCRIPTORS).expect("a FileDescriptorSet");
+        let mut seen = std::collections::HashSet::new();
+        for file in &set.file {
+            for dep in &file.dependency {
+                assert!(seen.contains(dep.as_str()), "{} needs {dep}", file.name());
+            }
+            seen.insert(file.name());
+        }
+        let rls = set
+            .file
+            .iter()
+            .find(|f| f.name() == "envoy/service/ratelimit/v3/rls.proto")
+            .expect("rls.proto");
+        let service = &rls.service[0];
+        assert_eq!(service.name(), "RateLimitService");
+        assert_eq!(service.method[0].name(), "ShouldRateLimit");
     }
 }

@@ -12,7 +12,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
-use super::decide::{Failure, decide};
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
+
+use super::decide::Failure;
+use super::forward;
 use super::{Answer, DESCRIPTORS, UNKNOWN_DOMAIN};
 use crate::state::Shared;
 
@@ -27,42 +30,40 @@ impl Service {
         Service { shared }
     }
 
-    /// Decides one call, as the gRPC method answers it.
-    pub fn answer(&self, request: &RateLimitRequest) -> Result<RateLimitResponse, Status> {
+    /// Decides one call, as the gRPC method answers it: here, or in
+    /// managed cluster mode with the descriptors of other nodes' slots
+    /// forwarded to them. Counts the call by domain and answer.
+    pub async fn answer(&self, request: RateLimitRequest) -> Result<RateLimitResponse, Status> {
         let shared = &self.shared;
-        let rls = &shared.rls;
-        let domains = rls.domains();
-        let label = if domains.get(&request.domain).is_some() {
-            request.domain.as_str()
+        let known = shared.rls.domains().get(&request.domain).is_some();
+        let label = if known {
+            request.domain.clone()
         } else {
-            UNKNOWN_DOMAIN
+            UNKNOWN_DOMAIN.to_string()
         };
-        if *shared.shutdown_signal().borrow() {
-            rls.counts.count(label, Answer::Unavailable, 0);
-            return Err(Status::unavailable("tollgate is shutting down"));
-        }
-        let now = shared.engine.now();
-        match decide(&shared.engine, &domains, rls.options, request, now) {
-            Ok(outcome) => {
-                let over = outcome.response.overall_code == 2;
-                let answer = if over { Answer::OverLimit } else { Answer::Ok };
-                rls.counts.count(label, answer, outcome.shadow_over);
-                Ok(outcome.response)
-            }
-            Err(failure) => {
-                let (answer, status) = match failure {
-                    Failure::Invalid(m) => (Answer::InvalidArgument, Status::invalid_argument(m)),
-                    Failure::Precondition(m) => {
-                        (Answer::FailedPrecondition, Status::failed_precondition(m))
-                    }
-                    Failure::OutOfMemory(m) => {
-                        (Answer::ResourceExhausted, Status::resource_exhausted(m))
-                    }
-                };
-                rls.counts.count(label, answer, 0);
-                Err(status)
-            }
-        }
+        let decided = if *shared.shutdown_signal().borrow() {
+            Err(Failure::Unavailable("tollgate is shutting down".into()))
+        } else if shared.cluster.routes() {
+            forward::answer(shared, request).await
+        } else {
+            forward::decide_here(shared, &request)
+        };
+        let (answer, result) = match decided {
+            Ok(r) if r.overall_code == Code::OverLimit as i32 => (Answer::OverLimit, Ok(r)),
+            Ok(r) => (Answer::Ok, Ok(r)),
+            Err(Failure::Invalid(m)) => (Answer::InvalidArgument, Err(Status::invalid_argument(m))),
+            Err(Failure::Precondition(m)) => (
+                Answer::FailedPrecondition,
+                Err(Status::failed_precondition(m)),
+            ),
+            Err(Failure::OutOfMemory(m)) => (
+                Answer::ResourceExhausted,
+                Err(Status::resource_exhausted(m)),
+            ),
+            Err(Failure::Unavailable(m)) => (Answer::Unavailable, Err(Status::unavailable(m))),
+        };
+        shared.rls.counts.count(&label, answer);
+        result
     }
 }
 
@@ -72,7 +73,7 @@ impl RateLimitService for Service {
         &self,
         request: Request<RateLimitRequest>,
     ) -> Result<Response<RateLimitResponse>, Status> {
-        self.answer(request.get_ref()).map(Response::new)
+        self.answer(request.into_inner()).await.map(Response::new)
     }
 }
 
@@ -98,7 +99,15 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
         }
     };
     let addr = listener.local_addr().ok();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Replies go out at once: no Nagle delay behind the peer's delayed ACK.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |accepted| {
+            accepted.inspect(|stream| {
+                let _ = stream.set_nodelay(true);
+            })
+        },
+    );
     let stopped = async move {
         let _ = stop.changed().await;
         health
@@ -106,6 +115,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
             .await;
     };
     if let Some(addr) = addr {
+        let _ = shared.rls.addr.set(addr);
         tracing::info!("Envoy rate limit service (gRPC) listening on {addr}");
     }
     let served = tonic::transport::Server::builder()
