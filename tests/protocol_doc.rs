@@ -222,6 +222,10 @@ async fn every_documented_error_is_what_the_server_says() {
         ),
         ("ERR Invalid slot", include_str!("cluster.rs")),
         (
+            "ERR invalid rate limit request: ...",
+            include_str!("rls_cluster.rs"),
+        ),
+        (
             "ERR This instance has cluster support disabled",
             include_str!("cluster.rs"),
         ),

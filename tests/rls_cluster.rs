@@ -142,7 +142,7 @@ async fn descriptors_of_other_slots_are_decided_by_their_node() {
         .await
         .unwrap_err();
     assert!(
-        common::error_line(&e).starts_with("ERR invalid rate limit request"),
+        common::error_line(&e).starts_with("ERR invalid rate limit request: "),
         "{e}"
     );
     for n in nodes {

@@ -20,6 +20,53 @@ fn the_shipped_config_file_is_the_defaults() {
         .join("\n");
     let with_policy = Config::from_toml(&example).unwrap();
     assert_eq!(with_policy.policies[0].name, "api");
+    let domain = include_str!("../../config/tollgate.toml")
+        .lines()
+        .skip_while(|l| !l.starts_with("# [[domain]]"))
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.trim_start_matches("# "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let with_domain = Config::from_toml(&domain).unwrap();
+    assert_eq!(with_domain.domains.names(), ["edge"]);
+}
+
+#[test]
+fn rate_limit_service_settings_are_read_and_checked() {
+    let c = Config::from_toml(
+        "grpc_addr = \"127.0.0.1:8081\"\nrls_consume = \"each\"\nrls_headers = \"x-ratelimit\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.grpc_addr.as_deref(), Some("127.0.0.1:8081"));
+    assert_eq!(c.rls.consume, crate::rls::Consume::Each);
+    assert_eq!(c.rls.headers, crate::rls::Headers::XRateLimit);
+    let bad = Config::from_toml("rls_consume = \"some\"\n").unwrap_err();
+    assert_eq!(
+        bad,
+        "line 1, column 15, key rls_consume: invalid rls_consume 'some': expected all_or_nothing or each"
+    );
+    let bad = Config::from_toml("rls_headers = \"loud\"\n").unwrap_err();
+    assert!(bad.contains("expected off, draft or x-ratelimit"), "{bad}");
+    let bad = Config::from_toml("rls_config = [\"/nonexistent/rl.yaml\"]\n").unwrap_err();
+    assert!(
+        bad.contains("rls_config /nonexistent/rl.yaml: cannot read"),
+        "{bad}"
+    );
+    let tree = "[[domain]]\ndomain = \"d\"\ndescriptors = [{ key = \"k\", rate_limit = { unit = \"second\" } }]\n";
+    let bad = Config::from_toml(tree).unwrap_err();
+    assert!(
+        bad.contains("domain 'd': d > k: a rate_limit needs requests_per_unit"),
+        "{bad}"
+    );
+    let flags = Cli {
+        grpc_addr: Some("127.0.0.1:9".into()),
+        ..Cli::default()
+    };
+    let c = Config::default().with_flags(&flags).unwrap();
+    assert_eq!(c.grpc_addr.as_deref(), Some("127.0.0.1:9"));
+    let shown = c.visible_settings();
+    assert!(shown.contains(&("grpc-addr", "127.0.0.1:9".into())));
+    assert!(shown.contains(&("rls-consume", "all_or_nothing".into())));
 }
 
 #[test]
