@@ -115,6 +115,7 @@ pub async fn serve(
         tracing::info!("tollgate listening for TLS on {addr}");
     }
     let mut stop = shared.shutdown_signal();
+    let workers = Workers::start(worker_count(&shared.config));
     let mut background = JoinSet::new();
     background.spawn(sweeper(shared.clone(), shared.shutdown_signal()));
     if shared.config.snapshots {
@@ -141,6 +142,7 @@ pub async fn serve(
             l,
             shared.clone(),
             shared.shutdown_signal(),
+            workers.handles.clone(),
         ));
     }
     #[cfg(unix)]
@@ -151,7 +153,6 @@ pub async fn serve(
             shared.shutdown_signal(),
         ));
     }
-    let workers = Workers::start(worker_count(&shared.config));
     let mut next_worker = 0usize;
     let (accept_log, denied_log) = (Throttled::default(), Throttled::default());
     let mut connections = JoinSet::new();

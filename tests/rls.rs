@@ -29,6 +29,8 @@ descriptors = [
   { key = "sliding_log", rate_limit = { algorithm = "sliding_log", limit = 3, window = "1m" } },
   { key = "sliding_window", rate_limit = { algorithm = "sliding_window", limit = 3, window = "1m" } },
   { key = "gcra", rate_limit = { algorithm = "gcra", limit = 3, window = "1m" } },
+  { key = "path", value = "/api/*", rate_limit = { algorithm = "token_bucket", limit = 10, window = "1h" } },
+  { key = "canary", shadow_mode = true, rate_limit = { unit = "hour", requests_per_unit = 1 } },
   { key = "tenant", descriptors = [
       { key = "path", value = "/login", rate_limit = { unit = "second", requests_per_unit = 1 } },
   ] },
@@ -344,5 +346,52 @@ async fn envoyproxy_yaml_loads_and_reloads_with_the_config_file() {
     assert_eq!(r.domains, 1);
     let r = call(&mut client, "mongo_cps", &[users]).await.unwrap();
     assert!(r.statuses[0].current_limit.is_none(), "mongo_cps is gone");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn costs_refunds_prefixes_and_shadow_mode_over_the_wire() {
+    use envoy_types::pb::google::protobuf::UInt64Value;
+    let (server, mut client) = server(TOML).await;
+    let api: &[(&str, &str)] = &[("path", "/api/users")];
+    let mut request = RateLimitRequest {
+        domain: "d".into(),
+        descriptors: vec![descriptor(api)],
+        hits_addend: 4,
+    };
+    let r = client.should_rate_limit(request.clone()).await.unwrap().into_inner();
+    assert_eq!(r.statuses[0].limit_remaining, 6, "a prefix leaf, 4 units taken");
+    // A descriptor's own hits_addend replaces the request's; 0 only looks.
+    request.descriptors[0].hits_addend = Some(UInt64Value { value: 0 });
+    let r = client.should_rate_limit(request.clone()).await.unwrap().into_inner();
+    assert_eq!(r.statuses[0].limit_remaining, 6);
+    // A refund gives 3 back, and never more than was taken.
+    request.descriptors[0].hits_addend = Some(UInt64Value { value: 3 });
+    request.descriptors[0].is_negative_hits = true;
+    let r = client.should_rate_limit(request.clone()).await.unwrap().into_inner();
+    assert_eq!(r.statuses[0].limit_remaining, 9);
+    request.descriptors[0].hits_addend = Some(UInt64Value { value: 300 });
+    let r = client.should_rate_limit(request).await.unwrap().into_inner();
+    assert_eq!(r.statuses[0].limit_remaining, 10);
+    // Shadow mode: over its limit of 1, still OK, and counted.
+    for _ in 0..3 {
+        let r = call(&mut client, "d", &[&[("canary", "c")]]).await.unwrap();
+        assert_eq!((r.overall_code, r.statuses[0].code), (OK, OK));
+    }
+    let text = tollgate::metrics::endpoint::render(&server.shared);
+    assert!(
+        text.contains("tollgate_rls_shadow_over_limit_total{domain=\"d\"} 2"),
+        "{text}"
+    );
+    // A leaky bucket cannot give units back: FAILED_PRECONDITION.
+    let mut leaky = descriptor(&[("leaky_bucket", "x")]);
+    leaky.is_negative_hits = true;
+    let request = RateLimitRequest {
+        domain: "d".into(),
+        descriptors: vec![leaky],
+        hits_addend: 1,
+    };
+    let e = client.should_rate_limit(request).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
     server.stop().await;
 }

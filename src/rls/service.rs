@@ -79,8 +79,16 @@ impl RateLimitService for Service {
 
 /// Serves the Rate Limit Service, health and reflection on `listener`
 /// until `stop` changes; then health says NOT_SERVING, calls still
-/// arriving are answered UNAVAILABLE, and the connections are closed.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// arriving are answered UNAVAILABLE, and the connections are closed
+/// (HTTP/2 GOAWAY, calls in progress finished). Each connection is served
+/// by hyper's HTTP/2 server on one of the connection threads (`workers`,
+/// round-robin, as RESP connections are), with tonic's routes.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    workers: Vec<tokio::runtime::Handle>,
+) {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<RateLimitServiceServer<Service>>()
@@ -99,33 +107,62 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
         }
     };
     let addr = listener.local_addr().ok();
-    // Replies go out at once: no Nagle delay behind the peer's delayed ACK.
-    let incoming = tokio_stream::StreamExt::map(
-        tokio_stream::wrappers::TcpListenerStream::new(listener),
-        |accepted| {
-            accepted.inspect(|stream| {
-                let _ = stream.set_nodelay(true);
-            })
-        },
-    );
-    let stopped = async move {
-        let _ = stop.changed().await;
-        health
-            .set_not_serving::<RateLimitServiceServer<Service>>()
-            .await;
-    };
     if let Some(addr) = addr {
         let _ = shared.rls.addr.set(addr);
         tracing::info!("Envoy rate limit service (gRPC) listening on {addr}");
     }
-    let served = tonic::transport::Server::builder()
-        .add_service(health_service)
+    let routes = tonic::service::Routes::new(health_service)
         .add_service(v1)
         .add_service(v1alpha)
-        .add_service(RateLimitServiceServer::new(Service::new(shared)))
-        .serve_with_incoming_shutdown(incoming, stopped)
-        .await;
-    if let Err(e) = served {
-        tracing::error!("gRPC server stopped: {e}");
+        .add_service(RateLimitServiceServer::new(Service::new(shared)));
+    let mut connections = tokio::task::JoinSet::new();
+    let mut next = 0usize;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("gRPC accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Replies go out at once: no Nagle delay behind the peer's delayed ACK.
+        let _ = stream.set_nodelay(true);
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        let (routes, mut stop) = (routes.clone(), stop.clone());
+        // Each connection on one connection thread, as RESP's are: a call
+        // is read, decided and answered without waking another thread.
+        let worker = &workers[next % workers.len()];
+        next = next.wrapping_add(1);
+        connections.spawn_on(
+            async move {
+                let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(routes);
+                let builder =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = stop.changed() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+            },
+            worker,
+        );
     }
+    health
+        .set_not_serving::<RateLimitServiceServer<Service>>()
+        .await;
+    while connections.join_next().await.is_some() {}
 }
