@@ -359,19 +359,38 @@ async fn costs_refunds_prefixes_and_shadow_mode_over_the_wire() {
         descriptors: vec![descriptor(api)],
         hits_addend: 4,
     };
-    let r = client.should_rate_limit(request.clone()).await.unwrap().into_inner();
-    assert_eq!(r.statuses[0].limit_remaining, 6, "a prefix leaf, 4 units taken");
+    let r = client
+        .should_rate_limit(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.statuses[0].limit_remaining, 6,
+        "a prefix leaf, 4 units taken"
+    );
     // A descriptor's own hits_addend replaces the request's; 0 only looks.
     request.descriptors[0].hits_addend = Some(UInt64Value { value: 0 });
-    let r = client.should_rate_limit(request.clone()).await.unwrap().into_inner();
+    let r = client
+        .should_rate_limit(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.statuses[0].limit_remaining, 6);
     // A refund gives 3 back, and never more than was taken.
     request.descriptors[0].hits_addend = Some(UInt64Value { value: 3 });
     request.descriptors[0].is_negative_hits = true;
-    let r = client.should_rate_limit(request.clone()).await.unwrap().into_inner();
+    let r = client
+        .should_rate_limit(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.statuses[0].limit_remaining, 9);
     request.descriptors[0].hits_addend = Some(UInt64Value { value: 300 });
-    let r = client.should_rate_limit(request).await.unwrap().into_inner();
+    let r = client
+        .should_rate_limit(request)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.statuses[0].limit_remaining, 10);
     // Shadow mode: over its limit of 1, still OK, and counted.
     for _ in 0..3 {

@@ -9,7 +9,7 @@
 //! took are given back (refunded), so the call ends having consumed
 //! nothing; in between, a concurrent call may have been denied by those
 //! units (never admitted by them). A leaky bucket's units cannot be given
-//! back and stay taken.
+//! back and stay taken, as do shadow-mode descriptors' (never enforced).
 
 use std::sync::Arc;
 
@@ -105,7 +105,7 @@ pub async fn answer(
             if answer.overall_code == Code::OverLimit as i32 {
                 continue;
             }
-            let Some(back) = refunds(domain, &request, members, answer) else {
+            let Some(back) = refunds(shared, domain, &request, members, answer) else {
                 continue;
             };
             if let Err(e) = on(shared, owner.as_deref(), back).await {
@@ -148,9 +148,11 @@ fn merge(
 }
 
 /// The refund of what a node's descriptors took: each limited, taking
-/// descriptor given its cost back (leaky buckets left out: their units
-/// cannot be given back). `None` when nothing was taken.
+/// descriptor given its cost back. Left out: leaky buckets (their units
+/// cannot be given back) and shadow-mode descriptors (answered OK whether
+/// or not they took, and never enforced). `None` when nothing was taken.
 fn refunds(
+    shared: &Shared,
     domain: &Domain,
     request: &RateLimitRequest,
     members: &[usize],
@@ -161,7 +163,8 @@ fn refunds(
     for (&i, status) in members.iter().zip(&answer.statuses) {
         let d = &request.descriptors[i];
         let cost = d.hits_addend.map_or(base, |v| v.value);
-        if d.is_negative_hits || cost == 0 || status.current_limit.is_none() || leaky(domain, d) {
+        let skip = d.is_negative_hits || cost == 0 || status.current_limit.is_none();
+        if skip || leaky_or_shadow(shared, domain, d) {
             continue;
         }
         back.push(RateLimitDescriptor {
@@ -177,13 +180,23 @@ fn refunds(
     })
 }
 
-/// Whether a descriptor is checked under a leaky bucket (its own rule, or
-/// its override of one); policies are checked by the node that refunds.
-fn leaky(domain: &Domain, d: &RateLimitDescriptor) -> bool {
-    matches!(
-        domain.find(entries(d)).map(|l| &l.limit),
-        Some(Limit::Rule(p)) if p.algorithm == Algorithm::LeakyBucket
-    )
+/// Whether a descriptor is in shadow mode or checked under a leaky bucket
+/// (its own rule or a rule of its policy).
+fn leaky_or_shadow(shared: &Shared, domain: &Domain, d: &RateLimitDescriptor) -> bool {
+    let Some(leaf) = domain.find(entries(d)) else {
+        return false;
+    };
+    let leaky = |a: Algorithm| a == Algorithm::LeakyBucket;
+    leaf.shadow
+        || match &leaf.limit {
+            Limit::Rule(p) => leaky(p.algorithm),
+            Limit::Policy(name) => shared
+                .engine
+                .policies
+                .get(name)
+                .is_some_and(|p| p.rules.iter().any(|r| leaky(r.algorithm))),
+            Limit::Unlimited => false,
+        }
 }
 
 /// Decides `request` on `owner` (None: here).
