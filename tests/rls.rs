@@ -414,3 +414,26 @@ async fn costs_refunds_prefixes_and_shadow_mode_over_the_wire() {
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn connections_and_request_sizes_are_bounded() {
+    let toml = format!("max_clients = 1\n{TOML}");
+    let (server, mut client) = server(&toml).await;
+    assert_eq!(call(&mut client, "d", &[&[("gcra", "a")]]).await.unwrap().overall_code, OK);
+    // A second connection is closed at once: max_clients are open.
+    let url = format!("http://{}", server.shared.rls.addr().unwrap());
+    let second = async {
+        let mut c = RateLimitServiceClient::connect(url).await.ok()?;
+        call(&mut c, "d", &[&[("gcra", "b")]]).await.ok()
+    };
+    assert!(second.await.is_none(), "the second connection was served");
+    // A request over 64 KiB is refused unread; the first connection works on.
+    let long = "x".repeat(70_000);
+    let e = call(&mut client, "d", &[&[("gcra", long.as_str())]]).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::OutOfRange, "{e}");
+    let too_many: Vec<&[(&str, &str)]> = vec![&[("gcra", "c")]; 65];
+    let e = call(&mut client, "d", &too_many).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert_eq!(call(&mut client, "d", &[&[("gcra", "a")]]).await.unwrap().overall_code, OK);
+    server.stop().await;
+}

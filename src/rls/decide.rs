@@ -15,7 +15,7 @@ use envoy_types::pb::google::protobuf::Duration as PbDuration;
 
 use super::options::{Consume, Options};
 use super::report::{headers, sat_u32, unit_name, unit_of};
-use super::tree::{Domains, Leaf, Limit, MAX_DEPTH, store_key, unit_ns};
+use super::tree::{Domains, Leaf, Limit, MAX_DEPTH, MAX_DESCRIPTORS, store_key, unit_ns};
 use crate::engine::Engine;
 use crate::limiter::{Algorithm, Decision, MAX_COUNT, Params, Request, Retry};
 use crate::policy::Policy;
@@ -218,8 +218,9 @@ pub fn decide(
     })
 }
 
-/// The request's shape: a domain, descriptors of 1 to [`MAX_DEPTH`]
-/// entries with non-empty keys, costs within [`MAX_COUNT`].
+/// The request's shape: a domain, 1 to [`MAX_DESCRIPTORS`] descriptors of
+/// 1 to [`MAX_DEPTH`] entries with non-empty keys, costs within
+/// [`MAX_COUNT`].
 pub(super) fn validate(request: &RateLimitRequest) -> Result<(), Failure> {
     let invalid = |why: String| Err(Failure::Invalid(why));
     if request.domain.is_empty() {
@@ -227,6 +228,12 @@ pub(super) fn validate(request: &RateLimitRequest) -> Result<(), Failure> {
     }
     if request.descriptors.is_empty() {
         return invalid("the descriptor list must not be empty".into());
+    }
+    if request.descriptors.len() > MAX_DESCRIPTORS {
+        return invalid(format!(
+            "{} descriptors: expected at most {MAX_DESCRIPTORS}",
+            request.descriptors.len()
+        ));
     }
     for (i, d) in request.descriptors.iter().enumerate() {
         if d.entries.is_empty() || d.entries.len() > MAX_DEPTH {

@@ -19,6 +19,10 @@ use super::forward;
 use super::{Answer, DESCRIPTORS, UNKNOWN_DOMAIN};
 use crate::state::Shared;
 
+/// The largest ShouldRateLimit request read (a call of 64 descriptors of
+/// 16 entries is a few KiB).
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
 /// The Rate Limit Service on the server's state.
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -114,8 +118,13 @@ pub async fn serve(
     let routes = tonic::service::Routes::new(health_service)
         .add_service(v1)
         .add_service(v1alpha)
-        .add_service(RateLimitServiceServer::new(Service::new(shared)));
+        .add_service(
+            RateLimitServiceServer::new(Service::new(shared.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        );
     let mut connections = tokio::task::JoinSet::new();
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let refused = crate::throttle_log::Throttled::default();
     let mut next = 0usize;
     loop {
         let accepted = tokio::select! {
@@ -130,6 +139,20 @@ pub async fn serve(
                 continue;
             }
         };
+        // As many gRPC connections as RESP clients may be open, apart.
+        if open.load(std::sync::atomic::Ordering::Relaxed) >= shared.config.max_clients {
+            if let Some(left_out) = refused.admit(std::time::Instant::now()) {
+                tracing::warn!(
+                    more_since_last_line = left_out,
+                    "gRPC connection refused: max_clients connections are open"
+                );
+            }
+            continue;
+        }
+        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let opened = scopeguard::guard(open.clone(), |open| {
+            open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        });
         // Replies go out at once: no Nagle delay behind the peer's delayed ACK.
         let _ = stream.set_nodelay(true);
         let Ok(stream) = stream.into_std() else {
@@ -142,12 +165,15 @@ pub async fn serve(
         next = next.wrapping_add(1);
         connections.spawn_on(
             async move {
+                let _opened = opened;
                 let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
                     return;
                 };
                 let service = hyper_util::service::TowerToHyperService::new(routes);
-                let builder =
+                let mut builder =
                     hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+                // gRPC has no use for a Date header: not formatted per reply.
+                builder.auto_date_header(false);
                 let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                 tokio::pin!(conn);
                 tokio::select! {

@@ -18,6 +18,8 @@ use crate::policy::Policy;
 
 /// Most descriptor entries a tree may nest (and a request may send).
 pub const MAX_DEPTH: usize = 16;
+/// Most descriptors one call may send.
+pub const MAX_DESCRIPTORS: usize = 64;
 
 /// One domain as written (TOML or envoyproxy/ratelimit YAML).
 #[derive(Debug, Clone, Deserialize)]

@@ -303,6 +303,10 @@ fn malformed_requests_are_invalid_and_change_nothing() {
         (request(vec![]), "the descriptor list must not be empty"),
         (request(vec![descriptor(&[])]), "descriptor 0 has 0 entries"),
         (
+            request(vec![descriptor(&[("org", "1")]); 65]),
+            "65 descriptors: expected at most 64",
+        ),
+        (
             request(vec![descriptor(&[("org", "1")]), descriptor(&[("", "x")])]),
             "descriptor 1 has an entry with an empty key",
         ),
