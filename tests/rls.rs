@@ -80,6 +80,18 @@ async fn call(
         .map(tonic::Response::into_inner)
 }
 
+/// The overall code of a call that must succeed.
+async fn code(
+    client: &mut RateLimitServiceClient<Channel>,
+    domain: &str,
+    descriptors: &[&[(&str, &str)]],
+) -> i32 {
+    call(client, domain, descriptors)
+        .await
+        .unwrap()
+        .overall_code
+}
+
 #[tokio::test]
 async fn every_algorithm_over_grpc_and_the_same_keys_over_resp() {
     let (server, mut client) = server(TOML).await;
@@ -316,31 +328,13 @@ async fn envoyproxy_yaml_loads_and_reloads_with_the_config_file() {
     let url = format!("http://{}", server.shared.rls.addr().unwrap());
     let mut client = RateLimitServiceClient::connect(url).await.unwrap();
     let users: &[(&str, &str)] = &[("database", "users")];
-    assert_eq!(
-        call(&mut client, "mongo_cps", &[users])
-            .await
-            .unwrap()
-            .overall_code,
-        OK
-    );
-    assert_eq!(
-        call(&mut client, "mongo_cps", &[users])
-            .await
-            .unwrap()
-            .overall_code,
-        OVER
-    );
+    assert_eq!(code(&mut client, "mongo_cps", &[users]).await, OK);
+    assert_eq!(code(&mut client, "mongo_cps", &[users]).await, OVER);
     // A bad file keeps the old domains; a good one replaces them.
     std::fs::write(&yaml, "domain: mongo_cps\ndescriptors: [{key: database, rate_limit: {unit: fortnight, requests_per_unit: 1}}]\n").unwrap();
     let e = tollgate::server::reload_config(&server.shared).unwrap_err();
     assert!(e.contains("unknown unit 'fortnight'"), "{e}");
-    assert_eq!(
-        call(&mut client, "mongo_cps", &[users])
-            .await
-            .unwrap()
-            .overall_code,
-        OVER
-    );
+    assert_eq!(code(&mut client, "mongo_cps", &[users]).await, OVER);
     std::fs::write(&yaml, "domain: other\n").unwrap();
     let r = tollgate::server::reload_config(&server.shared).unwrap();
     assert_eq!(r.domains, 1);
@@ -419,7 +413,13 @@ async fn costs_refunds_prefixes_and_shadow_mode_over_the_wire() {
 async fn connections_and_request_sizes_are_bounded() {
     let toml = format!("max_clients = 1\n{TOML}");
     let (server, mut client) = server(&toml).await;
-    assert_eq!(call(&mut client, "d", &[&[("gcra", "a")]]).await.unwrap().overall_code, OK);
+    assert_eq!(
+        call(&mut client, "d", &[&[("gcra", "a")]])
+            .await
+            .unwrap()
+            .overall_code,
+        OK
+    );
     // A second connection is closed at once: max_clients are open.
     let url = format!("http://{}", server.shared.rls.addr().unwrap());
     let second = async {
@@ -429,11 +429,19 @@ async fn connections_and_request_sizes_are_bounded() {
     assert!(second.await.is_none(), "the second connection was served");
     // A request over 64 KiB is refused unread; the first connection works on.
     let long = "x".repeat(70_000);
-    let e = call(&mut client, "d", &[&[("gcra", long.as_str())]]).await.unwrap_err();
+    let e = call(&mut client, "d", &[&[("gcra", long.as_str())]])
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::OutOfRange, "{e}");
     let too_many: Vec<&[(&str, &str)]> = vec![&[("gcra", "c")]; 65];
     let e = call(&mut client, "d", &too_many).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    assert_eq!(call(&mut client, "d", &[&[("gcra", "a")]]).await.unwrap().overall_code, OK);
+    assert_eq!(
+        call(&mut client, "d", &[&[("gcra", "a")]])
+            .await
+            .unwrap()
+            .overall_code,
+        OK
+    );
     server.stop().await;
 }
