@@ -100,7 +100,7 @@ async fn descriptors_of_other_slots_are_decided_by_their_node() {
     );
 
     // Across nodes, all or nothing: `here` is spent, so `org` (on the other
-    // node) is given back what it took.
+    // node) takes nothing: the dry run of every node said no first.
     let both = || {
         call(vec![
             descriptor("user", &here),
@@ -135,7 +135,7 @@ async fn descriptors_of_other_slots_are_decided_by_their_node() {
         .unwrap(),
     )
     .unwrap();
-    assert_eq!(checked[2], 4, "the denied call's unit was given back");
+    assert_eq!(checked[2], 4, "the denied call took nothing from org");
 
     // The command between nodes refuses what is not a request.
     let e = cmd(&nodes[1], &["TOLLGATE.CLUSTER", "RLS", "\u{1}not protobuf"])

@@ -241,7 +241,7 @@ const CLUSTER_HELP: &[&str] = &[
     "    Return the hash slot for <key>.",
     "MYID",
     "    Return the node id.",
-    "RLS <request>",
+    "RLS <request> [DRYRUN]",
     "    Decide rate limit service descriptors forwarded by another node (an encoded",
     "    envoy.service.ratelimit.v3.RateLimitRequest; answers the encoded response).",
     "NODES",
@@ -267,7 +267,7 @@ const TOLLGATE_CLUSTER_HELP: &[&str] = &[
     "    Return a line per slot migration of the current map.",
     "MYID",
     "    Return the node id.",
-    "RLS <request>",
+    "RLS <request> [DRYRUN]",
     "    Decide rate limit service descriptors forwarded by another node (an encoded",
     "    envoy.service.ratelimit.v3.RateLimitRequest; answers the encoded response).",
     "HELP",
@@ -344,14 +344,14 @@ static TOLLGATE_CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     command! { "tollgate.cluster|myid", 2, [STALE], (0, 0, 0), "cluster", "0.1.0",
     "Returns the ID of this node.",
     myid },
-    command! { "tollgate.cluster|rls", 3, [WRITE, ADMIN], (0, 0, 0), "cluster", "0.1.0",
+    command! { "tollgate.cluster|rls", -3, [WRITE, ADMIN], (0, 0, 0), "cluster", "0.1.0",
     "Decides rate limit service descriptors forwarded by another node (managed mode).",
-    rls },
+    rls, max = 4 },
 ];
 
-/// `TOLLGATE.CLUSTER RLS <RateLimitRequest>`: the descriptors of this
-/// node's slots, forwarded by the node Envoy called; answers the encoded
-/// RateLimitResponse.
+/// `TOLLGATE.CLUSTER RLS <RateLimitRequest> [DRYRUN]`: the descriptors of
+/// this node's slots, forwarded by the node Envoy called; answers the
+/// encoded RateLimitResponse. DRYRUN changes nothing.
 fn rls(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     use prost::Message;
     if ctx.shared.cluster.mode != ClusterMode::Managed {
@@ -359,7 +359,12 @@ fn rls(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     }
     let request = envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest::decode(argv[2])
         .map_err(|e| CmdError::invalid(format!("invalid rate limit request: {e}")))?;
-    let response = crate::rls::forward::decide_here(ctx.shared, &request)
+    let commit = match argv.get(3) {
+        None => true,
+        Some(word) if word.eq_ignore_ascii_case(b"DRYRUN") => false,
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    let response = crate::rls::forward::decide_here(ctx.shared, &request, commit)
         .map_err(|f| CmdError::Line(f.line()))?;
     Ok(Reply::Bulk(response.encode_to_vec().into()).into())
 }

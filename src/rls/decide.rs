@@ -83,6 +83,7 @@ pub struct Outcome {
 }
 
 /// What one descriptor is checked under.
+#[derive(Clone)]
 enum Under {
     Nothing,
     Rule(Params),
@@ -90,6 +91,7 @@ enum Under {
 }
 
 /// One descriptor, resolved.
+#[derive(Clone)]
 struct Item<'a> {
     key: Vec<u8>,
     under: Under,
@@ -115,13 +117,16 @@ impl Item<'_> {
     }
 }
 
-/// Decides `request` at `now`.
+/// Decides `request` at `now`. Without `commit` (a dry run) nothing
+/// changes: the statuses say what the call would be answered, and a refund
+/// only looks.
 pub fn decide(
     engine: &Engine,
     domains: &Domains,
     options: Options,
     request: &RateLimitRequest,
     now: u64,
+    commit: bool,
 ) -> Result<Outcome, Failure> {
     validate(request)?;
     let no_limit = DescriptorStatus {
@@ -163,7 +168,15 @@ pub fn decide(
     // Refunds first: they are given back whatever the checks answer.
     for (i, item) in items.iter().enumerate().filter(|(_, it)| it.refund) {
         if let Some(part) = item.part() {
-            let d = store.refund(part, now, item.cost)?;
+            let d = if commit {
+                store.refund(part, now, item.cost)?
+            } else {
+                let look = Item {
+                    cost: 0,
+                    ..item.clone()
+                };
+                check(engine, &look, now, false)?
+            };
             statuses[i] = status(item, &d, false);
             capacity[i] = Some(d.limit);
         }
@@ -175,7 +188,7 @@ pub fn decide(
     match options.consume {
         Consume::AllOrNothing => {
             let parts: Vec<Part<'_>> = enforced.iter().filter_map(|&i| items[i].part()).collect();
-            let (admitted, decisions) = store.check_many(&parts, now, true)?;
+            let (admitted, decisions) = store.check_many(&parts, now, commit)?;
             for (&i, mut d) in enforced.iter().zip(decisions) {
                 if !admitted && d.allowed {
                     // Nothing was taken: what was left before this call.
@@ -188,7 +201,7 @@ pub fn decide(
         }
         Consume::Each => {
             for &i in &enforced {
-                let d = check(engine, &items[i], now, true)?;
+                let d = check(engine, &items[i], now, commit)?;
                 over |= !d.allowed;
                 statuses[i] = status(&items[i], &d, !d.allowed);
                 capacity[i] = Some(d.limit);
@@ -199,7 +212,7 @@ pub fn decide(
     let mut shadow_over = 0;
     for (i, item) in items.iter().enumerate() {
         if item.shadow && !item.refund && item.part().is_some() {
-            let d = check(engine, item, now, !over)?;
+            let d = check(engine, item, now, commit && !over)?;
             shadow_over += u64::from(!d.allowed);
             statuses[i] = status(item, &d, false);
             capacity[i] = Some(d.limit);

@@ -4,35 +4,36 @@
 //! descriptors of one node in one request), and puts the answers back
 //! together in order.
 //!
-//! All or nothing holds within each node at once. Across nodes, when one
-//! node's descriptors are over their limit, the descriptors the other nodes
-//! took are given back (refunded), so the call ends having consumed
-//! nothing; in between, a concurrent call may have been denied by those
-//! units (never admitted by them). A leaky bucket's units cannot be given
-//! back and stay taken, as do shadow-mode descriptors' (never enforced).
+//! All or nothing across nodes is kept without ever giving units back:
+//! first every node answers a dry run of its descriptors (nothing taken);
+//! if any is over its limit the call is answered from those, having taken
+//! nothing anywhere. Else every node decides for real. Should a node's
+//! descriptors be over by then (a call between the two steps took their
+//! units), the call is over and what the other nodes took stays taken: a
+//! call may consume without being let through, never be let through beyond
+//! a limit.
 
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
-use envoy_types::pb::google::protobuf::UInt64Value;
 use prost::Message;
 
 use super::decide::{Failure, decide, validate};
-use super::tree::{Domain, Limit, store_key};
+use super::tree::{Domain, store_key};
 use super::{Consume, Counts};
 use crate::cluster::peer::{Failed, Peer};
-use crate::limiter::Algorithm;
 use crate::state::Shared;
 
 /// Decides `request` on this node. In managed cluster mode every
 /// descriptor's key must be served here (a moving slot's checks are
 /// counted while deciding, as a RESP check's are). Counts the shadow-mode
-/// descriptors over their limit.
+/// descriptors over their limit. Without `commit`, a dry run.
 pub fn decide_here(
     shared: &Shared,
     request: &RateLimitRequest,
+    commit: bool,
 ) -> Result<RateLimitResponse, Failure> {
     let domains = shared.rls.domains();
     let mut running = Vec::new();
@@ -46,7 +47,8 @@ pub fn decide_here(
         }
     }
     let now = shared.engine.now();
-    let outcome = decide(&shared.engine, &domains, shared.rls.options, request, now)?;
+    let options = shared.rls.options;
+    let outcome = decide(&shared.engine, &domains, options, request, now, commit)?;
     if outcome.shadow_over > 0 {
         shared
             .rls
@@ -66,7 +68,7 @@ pub async fn answer(
     validate(&request)?;
     let domains = shared.rls.domains();
     let Some(domain) = domains.get(&request.domain) else {
-        return decide_here(shared, &request);
+        return decide_here(shared, &request, true);
     };
     // Descriptors by the node that serves them (None: this one).
     let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
@@ -85,35 +87,61 @@ pub async fn answer(
         }
     }
     if let [(None, _)] = groups.as_slice() {
-        return decide_here(shared, &request);
+        return decide_here(shared, &request, true);
     }
-    let part = |members: &[usize], descriptors: Vec<RateLimitDescriptor>| RateLimitRequest {
-        domain: request.domain.clone(),
-        descriptors: members.iter().map(|&i| descriptors[i].clone()).collect(),
-        hits_addend: request.hits_addend,
-    };
-    let mut answers = Vec::with_capacity(groups.len());
-    for (owner, members) in &groups {
-        let sub = part(members, request.descriptors.clone());
-        answers.push(on(shared, owner.as_deref(), sub).await?);
-    }
-    let over = answers
-        .iter()
-        .any(|a| a.overall_code == Code::OverLimit as i32);
-    if over && shared.rls.options.consume == Consume::AllOrNothing {
-        for ((owner, members), answer) in groups.iter().zip(&answers) {
-            if answer.overall_code == Code::OverLimit as i32 {
-                continue;
-            }
-            let Some(back) = refunds(shared, domain, &request, members, answer) else {
-                continue;
-            };
-            if let Err(e) = on(shared, owner.as_deref(), back).await {
-                tracing::warn!("rate limit service: units not given back on {owner:?}: {e}");
-            }
+    let all_or_nothing = shared.rls.options.consume == Consume::AllOrNothing;
+    if all_or_nothing {
+        let dry = on_every(shared, &request, &groups, false).await?;
+        if dry.iter().any(over) {
+            let mut answer = merge(&request, &groups, dry);
+            untaken(domain, &request, &mut answer);
+            return Ok(answer);
         }
     }
-    Ok(merge(&request, &groups, answers, over))
+    let answers = on_every(shared, &request, &groups, true).await?;
+    Ok(merge(&request, &groups, answers))
+}
+
+/// A dry run's statuses say what is left after the call; nothing was
+/// taken, so a descriptor under its limit has its cost left too (as a
+/// call denied on one node answers).
+fn untaken(domain: &Domain, request: &RateLimitRequest, answer: &mut RateLimitResponse) {
+    let base = u64::from(request.hits_addend.max(1));
+    for (d, status) in request.descriptors.iter().zip(&mut answer.statuses) {
+        let shadow = domain.find(entries(d)).is_some_and(|l| l.shadow);
+        let taking = !d.is_negative_hits && !shadow && status.current_limit.is_some();
+        if taking && status.code == Code::Ok as i32 {
+            let cost = d.hits_addend.map_or(base, |v| v.value);
+            let left = u64::from(status.limit_remaining).saturating_add(cost);
+            status.limit_remaining = u32::try_from(left).unwrap_or(u32::MAX);
+        }
+    }
+}
+
+fn over(answer: &RateLimitResponse) -> bool {
+    answer.overall_code == Code::OverLimit as i32
+}
+
+/// Each group's descriptors decided by its node, in turn.
+async fn on_every(
+    shared: &Arc<Shared>,
+    request: &RateLimitRequest,
+    groups: &[(Option<String>, Vec<usize>)],
+    commit: bool,
+) -> Result<Vec<RateLimitResponse>, Failure> {
+    let mut answers = Vec::with_capacity(groups.len());
+    for (owner, members) in groups {
+        let sub = RateLimitRequest {
+            domain: request.domain.clone(),
+            descriptors: members
+                .iter()
+                .map(|&i| request.descriptors[i].clone())
+                .collect(),
+            hits_addend: request.hits_addend,
+        };
+        answers.push(on(shared, owner.as_deref(), sub, commit).await?);
+    }
+    Ok(answers)
 }
 
 /// The answers of every node, each status back at its descriptor's place;
@@ -122,8 +150,8 @@ fn merge(
     request: &RateLimitRequest,
     groups: &[(Option<String>, Vec<usize>)],
     answers: Vec<RateLimitResponse>,
-    over: bool,
 ) -> RateLimitResponse {
+    let is_over = answers.iter().any(over);
     let mut statuses = vec![Default::default(); request.descriptors.len()];
     let least = |a: &RateLimitResponse| {
         let limited = a.statuses.iter().filter(|s| s.current_limit.is_some());
@@ -131,7 +159,7 @@ fn merge(
     };
     let headers = answers
         .iter()
-        .min_by_key(|a| (a.overall_code != Code::OverLimit as i32, least(a)))
+        .min_by_key(|a| (!over(a), least(a)))
         .map(|a| a.response_headers_to_add.clone())
         .unwrap_or_default();
     for ((_, members), answer) in groups.iter().zip(answers) {
@@ -140,76 +168,25 @@ fn merge(
         }
     }
     RateLimitResponse {
-        overall_code: if over { Code::OverLimit } else { Code::Ok } as i32,
+        overall_code: if is_over { Code::OverLimit } else { Code::Ok } as i32,
         statuses,
         response_headers_to_add: headers,
         ..Default::default()
     }
 }
 
-/// The refund of what a node's descriptors took: each limited, taking
-/// descriptor given its cost back. Left out: leaky buckets (their units
-/// cannot be given back) and shadow-mode descriptors (answered OK whether
-/// or not they took, and never enforced). `None` when nothing was taken.
-fn refunds(
-    shared: &Shared,
-    domain: &Domain,
-    request: &RateLimitRequest,
-    members: &[usize],
-    answer: &RateLimitResponse,
-) -> Option<RateLimitRequest> {
-    let base = u64::from(request.hits_addend.max(1));
-    let mut back = Vec::new();
-    for (&i, status) in members.iter().zip(&answer.statuses) {
-        let d = &request.descriptors[i];
-        let cost = d.hits_addend.map_or(base, |v| v.value);
-        let skip = d.is_negative_hits || cost == 0 || status.current_limit.is_none();
-        if skip || leaky_or_shadow(shared, domain, d) {
-            continue;
-        }
-        back.push(RateLimitDescriptor {
-            hits_addend: Some(UInt64Value { value: cost }),
-            is_negative_hits: true,
-            ..d.clone()
-        });
-    }
-    (!back.is_empty()).then(|| RateLimitRequest {
-        domain: request.domain.clone(),
-        descriptors: back,
-        hits_addend: 0,
-    })
-}
-
-/// Whether a descriptor is in shadow mode or checked under a leaky bucket
-/// (its own rule or a rule of its policy).
-fn leaky_or_shadow(shared: &Shared, domain: &Domain, d: &RateLimitDescriptor) -> bool {
-    let Some(leaf) = domain.find(entries(d)) else {
-        return false;
-    };
-    let leaky = |a: Algorithm| a == Algorithm::LeakyBucket;
-    leaf.shadow
-        || match &leaf.limit {
-            Limit::Rule(p) => leaky(p.algorithm),
-            Limit::Policy(name) => shared
-                .engine
-                .policies
-                .get(name)
-                .is_some_and(|p| p.rules.iter().any(|r| leaky(r.algorithm))),
-            Limit::Unlimited => false,
-        }
-}
-
-/// Decides `request` on `owner` (None: here).
+/// Decides `request` on `owner` (None: here); a dry run without `commit`.
 async fn on(
     shared: &Arc<Shared>,
     owner: Option<&str>,
     request: RateLimitRequest,
+    commit: bool,
 ) -> Result<RateLimitResponse, Failure> {
     let Some(addr) = owner else {
-        return decide_here(shared, &request);
+        return decide_here(shared, &request, commit);
     };
     let (shared, addr) = (shared.clone(), addr.to_string());
-    tokio::task::spawn_blocking(move || remote(&shared, &addr, &request))
+    tokio::task::spawn_blocking(move || remote(&shared, &addr, &request, commit))
         .await
         .map_err(|e| Failure::Unavailable(format!("forwarding failed: {e}")))?
 }
@@ -219,6 +196,7 @@ fn remote(
     shared: &Shared,
     addr: &str,
     request: &RateLimitRequest,
+    commit: bool,
 ) -> Result<RateLimitResponse, Failure> {
     let pool = &shared.rls.peers;
     let taken = pool.lock().get_mut(addr).and_then(Vec::pop);
@@ -229,7 +207,11 @@ fn remote(
         None => Peer::connect(addr, password).map_err(unavailable)?,
     };
     let payload = request.encode_to_vec();
-    match peer.ask_bytes(&[b"TOLLGATE.CLUSTER", b"RLS", &payload]) {
+    let mut args: Vec<&[u8]> = vec![b"TOLLGATE.CLUSTER", b"RLS", &payload];
+    if !commit {
+        args.push(b"DRYRUN");
+    }
+    match peer.ask_bytes(&args) {
         Ok(bytes) => {
             pool.lock().entry(addr.to_string()).or_default().push(peer);
             RateLimitResponse::decode(bytes.as_slice())

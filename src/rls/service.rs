@@ -50,7 +50,7 @@ impl Service {
         } else if shared.cluster.routes() {
             forward::answer(shared, request).await
         } else {
-            forward::decide_here(shared, &request)
+            forward::decide_here(shared, &request, true)
         };
         let (answer, result) = match decided {
             Ok(r) if r.overall_code == Code::OverLimit as i32 => (Answer::OverLimit, Ok(r)),

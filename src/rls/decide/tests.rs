@@ -97,6 +97,7 @@ impl Fixture {
             self.options,
             r,
             self.clock.now(),
+            true,
         )
     }
 
@@ -424,4 +425,21 @@ fn a_descriptor_state_is_an_ordinary_key() {
     assert!(view.is_some(), "LIMIT.INFO sees the descriptor's state");
     assert!(f.engine.store.reset(Scope::Inline, &key, f.clock.now()));
     assert_eq!(f.one("gcra", "a|b"), (OK, 2), "LIMIT.RESET started it over");
+}
+
+#[test]
+fn a_dry_run_answers_as_if_and_changes_nothing() {
+    let f = fixture();
+    f.one("org", "dry");
+    let mut back = descriptor(&[("org", "dry")]);
+    back.is_negative_hits = true;
+    let r = request(vec![descriptor(&[("org", "dry")]), descriptor(&[("shadow", "s")]), back]);
+    for _ in 0..3 {
+        let out = decide(&f.engine, &f.domains, f.options, &r, f.clock.now(), false).unwrap();
+        let s = &out.response.statuses;
+        assert_eq!((s[0].code, s[0].limit_remaining), (OK, 3), "as if one more were taken");
+        assert_eq!(s[2].limit_remaining, 4, "a refund only looks");
+    }
+    assert_eq!(f.one("org", "dry"), (OK, 3), "nothing was taken or given back");
+    assert_eq!(f.one("shadow", "s"), (OK, 0));
 }
