@@ -433,13 +433,25 @@ fn a_dry_run_answers_as_if_and_changes_nothing() {
     f.one("org", "dry");
     let mut back = descriptor(&[("org", "dry")]);
     back.is_negative_hits = true;
-    let r = request(vec![descriptor(&[("org", "dry")]), descriptor(&[("shadow", "s")]), back]);
+    let r = request(vec![
+        descriptor(&[("org", "dry")]),
+        descriptor(&[("shadow", "s")]),
+        back,
+    ]);
     for _ in 0..3 {
         let out = decide(&f.engine, &f.domains, f.options, &r, f.clock.now(), false).unwrap();
         let s = &out.response.statuses;
-        assert_eq!((s[0].code, s[0].limit_remaining), (OK, 3), "as if one more were taken");
+        assert_eq!(
+            (s[0].code, s[0].limit_remaining),
+            (OK, 3),
+            "as if one more were taken"
+        );
         assert_eq!(s[2].limit_remaining, 4, "a refund only looks");
     }
-    assert_eq!(f.one("org", "dry"), (OK, 3), "nothing was taken or given back");
+    assert_eq!(
+        f.one("org", "dry"),
+        (OK, 3),
+        "nothing was taken or given back"
+    );
     assert_eq!(f.one("shadow", "s"), (OK, 0));
 }
