@@ -185,27 +185,26 @@ pub fn decide(
         .filter(|&i| !items[i].refund && !items[i].shadow && items[i].part().is_some())
         .collect();
     let mut over = false;
-    match options.consume {
-        Consume::AllOrNothing => {
-            let parts: Vec<Part<'_>> = enforced.iter().filter_map(|&i| items[i].part()).collect();
-            let (admitted, decisions) = store.check_many(&parts, now, commit)?;
-            for (&i, mut d) in enforced.iter().zip(decisions) {
-                if !admitted && d.allowed {
-                    // Nothing was taken: what was left before this call.
-                    d.remaining = d.remaining.saturating_add(items[i].cost).min(d.limit);
-                }
-                over |= !d.allowed;
-                statuses[i] = status(&items[i], &d, !d.allowed);
-                capacity[i] = Some(d.limit);
-            }
+    // One descriptor is all or nothing on its own: checked as `each` does,
+    // without the multi-key check's bookkeeping.
+    if options.consume == Consume::Each || enforced.len() == 1 {
+        for &i in &enforced {
+            let d = check(engine, &items[i], now, commit)?;
+            over |= !d.allowed;
+            statuses[i] = status(&items[i], &d, !d.allowed);
+            capacity[i] = Some(d.limit);
         }
-        Consume::Each => {
-            for &i in &enforced {
-                let d = check(engine, &items[i], now, commit)?;
-                over |= !d.allowed;
-                statuses[i] = status(&items[i], &d, !d.allowed);
-                capacity[i] = Some(d.limit);
+    } else {
+        let parts: Vec<Part<'_>> = enforced.iter().filter_map(|&i| items[i].part()).collect();
+        let (admitted, decisions) = store.check_many(&parts, now, commit)?;
+        for (&i, mut d) in enforced.iter().zip(decisions) {
+            if !admitted && d.allowed {
+                // Nothing was taken: what was left before this call.
+                d.remaining = d.remaining.saturating_add(items[i].cost).min(d.limit);
             }
+            over |= !d.allowed;
+            statuses[i] = status(&items[i], &d, !d.allowed);
+            capacity[i] = Some(d.limit);
         }
     }
     // Shadow descriptors take their cost only when the call is let through.

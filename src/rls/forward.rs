@@ -63,12 +63,12 @@ pub fn decide_here(
 /// descriptors here, the others' on their nodes.
 pub async fn answer(
     shared: &Arc<Shared>,
-    request: RateLimitRequest,
+    request: &RateLimitRequest,
 ) -> Result<RateLimitResponse, Failure> {
-    validate(&request)?;
+    validate(request)?;
     let domains = shared.rls.domains();
     let Some(domain) = domains.get(&request.domain) else {
-        return decide_here(shared, &request, true);
+        return decide_here(shared, request, true);
     };
     // Descriptors by the node that serves them (None: this one).
     let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
@@ -87,19 +87,19 @@ pub async fn answer(
         }
     }
     if let [(None, _)] = groups.as_slice() {
-        return decide_here(shared, &request, true);
+        return decide_here(shared, request, true);
     }
     let all_or_nothing = shared.rls.options.consume == Consume::AllOrNothing;
     if all_or_nothing {
-        let dry = on_every(shared, &request, &groups, false).await?;
+        let dry = on_every(shared, request, &groups, false).await?;
         if dry.iter().any(over) {
-            let mut answer = merge(&request, &groups, dry);
-            untaken(domain, &request, &mut answer);
+            let mut answer = merge(request, &groups, dry);
+            untaken(domain, request, &mut answer);
             return Ok(answer);
         }
     }
-    let answers = on_every(shared, &request, &groups, true).await?;
-    Ok(merge(&request, &groups, answers))
+    let answers = on_every(shared, request, &groups, true).await?;
+    Ok(merge(request, &groups, answers))
 }
 
 /// A dry run's statuses say what is left after the call; nothing was

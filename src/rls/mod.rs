@@ -73,7 +73,7 @@ pub const UNKNOWN_DOMAIN: &str = "(unknown)";
 /// limit by domain. Only configured domains get series of their own.
 #[derive(Debug, Default)]
 pub struct Counts {
-    by_domain: RwLock<HashMap<String, Arc<DomainCounts>>>,
+    by_domain: RwLock<HashMap<String, DomainCounts>>,
 }
 
 #[derive(Debug, Default)]
@@ -89,23 +89,25 @@ impl Counts {
     }
 
     fn add(&self, domain: &str, answer: Option<Answer>, shadow_over: u64) {
-        let found = self.by_domain.read().get(domain).cloned();
-        let counts = match found {
-            Some(c) => c,
-            None => self
-                .by_domain
+        let bump = |counts: &DomainCounts| {
+            if let Some(answer) = answer {
+                let i = Answer::ALL.iter().position(|&a| a == answer).unwrap_or(0);
+                counts.answers[i].fetch_add(1, Ordering::Relaxed);
+            }
+            if shadow_over > 0 {
+                counts.shadow_over.fetch_add(shadow_over, Ordering::Relaxed);
+            }
+        };
+        // Counted under the read lock; the write lock only for a new domain.
+        if let Some(counts) = self.by_domain.read().get(domain) {
+            return bump(counts);
+        }
+        bump(
+            self.by_domain
                 .write()
                 .entry(domain.to_string())
-                .or_default()
-                .clone(),
-        };
-        if let Some(answer) = answer {
-            let i = Answer::ALL.iter().position(|&a| a == answer).unwrap_or(0);
-            counts.answers[i].fetch_add(1, Ordering::Relaxed);
-        }
-        if shadow_over > 0 {
-            counts.shadow_over.fetch_add(shadow_over, Ordering::Relaxed);
-        }
+                .or_default(),
+        );
     }
 
     /// (domain, [calls by answer in [`Answer::ALL`] order], shadow over),

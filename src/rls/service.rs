@@ -40,15 +40,10 @@ impl Service {
     pub async fn answer(&self, request: RateLimitRequest) -> Result<RateLimitResponse, Status> {
         let shared = &self.shared;
         let known = shared.rls.domains().get(&request.domain).is_some();
-        let label = if known {
-            request.domain.clone()
-        } else {
-            UNKNOWN_DOMAIN.to_string()
-        };
-        let decided = if *shared.shutdown_signal().borrow() {
+        let decided = if shared.shutting_down() {
             Err(Failure::Unavailable("tollgate is shutting down".into()))
         } else if shared.cluster.routes() {
-            forward::answer(shared, request).await
+            forward::answer(shared, &request).await
         } else {
             forward::decide_here(shared, &request, true)
         };
@@ -66,7 +61,12 @@ impl Service {
             ),
             Err(Failure::Unavailable(m)) => (Answer::Unavailable, Err(Status::unavailable(m))),
         };
-        shared.rls.counts.count(&label, answer);
+        let label = if known {
+            request.domain.as_str()
+        } else {
+            UNKNOWN_DOMAIN
+        };
+        shared.rls.counts.count(label, answer);
         result
     }
 }
