@@ -102,6 +102,10 @@ for P in ${PIPELINES:-1 16}; do
     row "LIMIT.CHECK $algo vs INCR" $P "INCR key:__rand_int__" \
       "LIMIT.CHECK key:__rand_int__ $algo 100 1m"
   done
+  # One request checking three keys all or nothing, next to the single
+  # check above (three of those make the same three checks).
+  row "LIMIT.CHECKALL 3 keys gcra vs INCR" $P "INCR key:__rand_int__" \
+    "LIMIT.CHECKALL 3 a:__rand_int__ b:__rand_int__ c:__rand_int__ gcra 100 1m gcra 100 1m gcra 100 1m"
   row "CL.THROTTLE vs INCR" $P "INCR key:__rand_int__" "CL.THROTTLE key:__rand_int__ 99 100 60"
   row "CL.THROTTLE vs Lua token bucket (EVALSHA)" $P "EVALSHA $SHA 1 key:__rand_int__ 100 100 60" \
     "CL.THROTTLE key:__rand_int__ 99 100 60"

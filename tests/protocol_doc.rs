@@ -120,7 +120,8 @@ async fn documented_errors_are_what_the_server_says() {
 /// of Redis's error words), with placeholders (`<name>`) and a trailing
 /// `...` standing for any text.
 fn documented_errors(doc: &str) -> Vec<String> {
-    const WORDS: [&str; 11] = [
+    const WORDS: [&str; 12] = [
+        "CROSSSLOT ",
         "TRYAGAIN ",
         "MOVED ",
         "CLUSTERDOWN ",
@@ -221,6 +222,14 @@ async fn every_documented_error_is_what_the_server_says() {
             include_str!("memory.rs"),
         ),
         ("ERR Invalid slot", include_str!("cluster.rs")),
+        (
+            "ERR invalid numkeys 'x': expected an integer from 1 to 64",
+            include_str!("checkall.rs"),
+        ),
+        (
+            "CROSSSLOT Keys in request don't hash to the same slot",
+            include_str!("checkall.rs"),
+        ),
         (
             "ERR invalid rate limit request: ...",
             include_str!("rls_cluster.rs"),

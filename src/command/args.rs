@@ -6,7 +6,7 @@ use crate::error::CmdError;
 use crate::text::ascii_i64;
 
 /// The arguments after the command name.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Args<'a> {
     items: &'a [&'a [u8]],
     pos: usize,

@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod introspect;
 pub mod limit;
 pub mod limit_admin;
+pub mod limit_all;
 pub mod migrate;
 pub mod server;
 pub mod session;
@@ -152,6 +153,7 @@ pub static COMMANDS: LazyLock<Vec<&'static CommandSpec>> = LazyLock::new(|| {
         introspect::ROWS,
         server::ROWS,
         cluster::ROWS,
+        limit_all::ROWS,
     ]
     .into_iter()
     .flatten()
