@@ -392,8 +392,20 @@ async fn save_points_wait_for_enough_changes() {
         appears(&path).await,
         "the third change reached the save point"
     );
-    let info = common::info(&mut c, "persistence").await;
-    assert!(info.contains("rdb_changes_since_last_save:0\r\n"), "{info}");
+    // The file is renamed into place just before the save is recorded:
+    // wait for the record (the file alone does not say it is done).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let info = common::info(&mut c, "persistence").await;
+        let recorded = info.contains("rdb_changes_since_last_save:0\r\n")
+            && info.contains("rdb_bgsave_in_progress:0\r\n")
+            && info.contains("rdb_saves:1\r\n");
+        if recorded {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     server.stop().await;
 }
 
