@@ -170,65 +170,68 @@ pub fn align_states(states: &mut Vec<State>, rules: &[Params]) {
 /// Checks every rule, all or nothing, and answers the most restrictive
 /// rule's decision: when denied, the denying rule with the largest retry;
 /// when allowed, the rule with the least remaining. The second value is the
-/// latest reset time of all rules when the request consumed, else `None`.
+/// latest reset time of all rules when the request consumed, else `None`;
+/// the third, the position of the rule that decided (from 0; the first of
+/// equals).
 pub fn check_all(
     states: &mut [State],
     rules: &[Params],
     now: u64,
     request: Request,
-) -> (Decision, Option<u64>) {
+) -> (Decision, Option<u64>, usize) {
     let look = Request {
         commit: false,
         ..request
     };
-    let mut verdict: Option<Decision> = None;
+    let mut verdict: Option<(Decision, usize)> = None;
     let mut all_allowed = true;
-    for (state, rule) in states.iter_mut().zip(rules) {
+    for (i, (state, rule)) in states.iter_mut().zip(rules).enumerate() {
         let d = state.check(rule, now, look);
         all_allowed &= d.allowed;
         verdict = Some(match verdict {
-            None => d,
-            Some(v) => most_restrictive(v, d),
+            None => (d, i),
+            Some(v) => most_restrictive(v, (d, i)),
         });
     }
-    let mut verdict = verdict.expect("a policy has at least one rule");
+    let (mut verdict, mut decided) = verdict.expect("a policy has at least one rule");
     let mut latest_reset = None;
     if all_allowed {
         let mut delay = 0;
         if request.commit {
-            let mut committed: Option<Decision> = None;
+            let mut committed: Option<(Decision, usize)> = None;
             let mut reset = 0;
-            for (state, rule) in states.iter_mut().zip(rules) {
+            for (i, (state, rule)) in states.iter_mut().zip(rules).enumerate() {
                 let d = state.check(rule, now, request);
                 delay = delay.max(d.delay);
                 reset = reset.max(d.reset_after);
                 committed = Some(match committed {
-                    None => d,
-                    Some(v) => most_restrictive(v, d),
+                    None => (d, i),
+                    Some(v) => most_restrictive(v, (d, i)),
                 });
             }
-            verdict = committed.unwrap_or(verdict);
+            (verdict, decided) = committed.unwrap_or((verdict, decided));
             latest_reset = Some(reset);
         }
         verdict.delay = delay;
     }
-    (verdict, latest_reset)
+    (verdict, latest_reset, decided)
 }
 
-/// Of two decisions, the one the caller should see.
-fn most_restrictive(a: Decision, b: Decision) -> Decision {
-    match (a.allowed, b.allowed) {
+/// Of two decisions (each with its rule's position), the one the caller
+/// should see.
+fn most_restrictive(a: (Decision, usize), b: (Decision, usize)) -> (Decision, usize) {
+    match (a.0.allowed, b.0.allowed) {
         (true, false) => b,
         (false, true) => a,
         (false, false) => {
-            if retry_rank(b.retry) > retry_rank(a.retry) {
+            if retry_rank(b.0.retry) > retry_rank(a.0.retry) {
                 b
             } else {
                 a
             }
         }
         (true, true) => {
-            if b.remaining < a.remaining {
+            if b.0.remaining < a.0.remaining {
                 b
             } else {
                 a
@@ -264,12 +267,12 @@ mod tests {
         let mut states = Vec::new();
         align_states(&mut states, &rules);
         for left in [2, 1, 0] {
-            let (d, _) = check_all(&mut states, &rules, 0, Request::take(1));
+            let (d, _, _) = check_all(&mut states, &rules, 0, Request::take(1));
             assert!(d.allowed);
             assert_eq!(d.remaining, left, "least remaining wins");
         }
         let before = states.clone();
-        let (d, _) = check_all(&mut states, &rules, 0, Request::take(1));
+        let (d, _, _) = check_all(&mut states, &rules, 0, Request::take(1));
         assert!(!d.allowed);
         assert_eq!(d.retry, Retry::After(60 * SECOND));
         assert_eq!(states, before, "a denial consumes nowhere");
@@ -303,7 +306,7 @@ mod tests {
         rules[0].algorithm = Algorithm::Gcra;
         align_states(&mut states, &rules);
         assert_eq!(states[0], State::fresh(&rules[0]));
-        let (d, _) = check_all(&mut states, &rules, 0, Request::take(1));
+        let (d, _, _) = check_all(&mut states, &rules, 0, Request::take(1));
         assert!(!d.allowed, "the fixed window kept its count");
     }
 }

@@ -283,3 +283,43 @@ async fn opposite_orders_at_once_neither_deadlock_nor_split() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn verbose_names_the_rule_that_decided() {
+    let config = r#"
+[[policy]]
+name = "api"
+rules = [
+  { algorithm = "fixed_window", limit = 100, window = "1h" },
+  { algorithm = "token_bucket", limit = 2, window = "1s" },
+]
+"#;
+    let server = TestServer::manual_with(Config::from_toml(config).unwrap()).await;
+    let mut c = server.conn().await;
+    let got = common::check(&mut c, "LIMIT.CHECK k POLICY api VERBOSE").await;
+    assert_eq!(
+        (got.len(), got[2], got[5]),
+        (6, 1, 2),
+        "the bucket has the least left"
+    );
+    common::check(&mut c, "LIMIT.CHECK k POLICY api").await;
+    let got = common::check(&mut c, "LIMIT.CHECK k POLICY api VERBOSE").await;
+    assert_eq!((got[0], got[5]), (0, 2), "the bucket denied");
+    server.advance_ms(1000);
+    let got = common::check(&mut c, "LIMIT.CHECK k POLICY api COST 2 DRYRUN VERBOSE").await;
+    assert_eq!((got[0], got[2], got[5]), (1, 0, 2));
+    // After 98 more units the window is the tighter rule.
+    for _ in 0..49 {
+        common::check(&mut c, "LIMIT.CHECK k POLICY api COST 2").await;
+        server.advance_ms(1000);
+    }
+    let got = common::check(&mut c, "LIMIT.CHECK k POLICY api COST 0 VERBOSE").await;
+    assert_eq!((got[2], got[5]), (0, 1), "the window is spent");
+    for words in [
+        &["LIMIT.CHECK", "k", "gcra", "1", "1s", "VERBOSE"][..],
+        &["LIMIT.CHECK", "k", "POLICY", "api", "VERBOSE", "VERBOSE"],
+    ] {
+        assert_eq!(error(&mut c, words).await, "ERR syntax error", "{words:?}");
+    }
+    server.stop().await;
+}

@@ -5,7 +5,7 @@
 //! # Format
 //! ```text
 //! LIMIT.CHECK key algorithm limit window [BURST n] [BUCKETS n] [COST n] [DRYRUN] [WAIT duration]
-//! LIMIT.CHECK key POLICY name [COST n] [DRYRUN] [WAIT duration]
+//! LIMIT.CHECK key POLICY name [COST n] [DRYRUN] [WAIT duration] [VERBOSE]
 //! ```
 
 use std::sync::Arc;
@@ -44,6 +44,8 @@ struct CheckCmd<K> {
     cost: u64,
     dry_run: bool,
     wait: Option<u64>,
+    /// Policy checks: the reply also names the rule that decided.
+    verbose: bool,
 }
 
 pub(super) fn set_once<T>(slot: &mut Option<T>, value: T) -> Result<(), CmdError> {
@@ -74,12 +76,20 @@ fn parse_check<'a>(engine: &Engine, argv: &[&'a [u8]]) -> Result<CheckCmd<&'a [u
         Some(_) => None,
     };
     let (mut burst, mut buckets, mut cost, mut dry_run, mut wait) = (None, None, None, false, None);
+    let mut verbose = false;
     while let Some(word) = args.next_arg() {
         if is(word, "DRYRUN") {
             if dry_run {
                 return Err(CmdError::Syntax);
             }
             dry_run = true;
+            continue;
+        }
+        if is(word, "VERBOSE") {
+            if verbose || inline.is_some() {
+                return Err(CmdError::Syntax);
+            }
+            verbose = true;
             continue;
         }
         let value = args.required()?;
@@ -108,6 +118,7 @@ fn parse_check<'a>(engine: &Engine, argv: &[&'a [u8]]) -> Result<CheckCmd<&'a [u
         cost: cost.unwrap_or(1),
         dry_run,
         wait,
+        verbose,
     })
 }
 
@@ -120,6 +131,7 @@ impl CheckCmd<&[u8]> {
             cost: self.cost,
             dry_run: self.dry_run,
             wait: self.wait,
+            verbose: self.verbose,
         }
     }
 }
@@ -130,20 +142,27 @@ pub(super) fn find_policy(engine: &Engine, name: &str) -> Result<Arc<Policy>, Cm
     })
 }
 
-/// One check against the store.
+/// One check against the store: the decision, an admitted inline leaky
+/// bucket request's end, and for a policy the position of the rule that
+/// decided.
 fn run_check(
     engine: &Engine,
     target: &Target,
     key: &[u8],
     request: Request,
     now: u64,
-) -> Result<(Decision, Option<ScaledTime>), CmdError> {
+) -> Result<(Decision, Option<ScaledTime>, usize), CmdError> {
     match target {
         Target::Inline(params) => {
             let checked = engine.store.check(key, params, now, request)?;
-            Ok((checked.decision, checked.leaky_end))
+            Ok((checked.decision, checked.leaky_end, 0))
         }
-        Target::Policy(policy) => Ok((engine.store.check_policy(policy, key, now, request)?, None)),
+        Target::Policy(policy) => {
+            let (decision, rule) = engine
+                .store
+                .check_policy_ranked(policy, key, now, request)?;
+            Ok((decision, None, rule))
+        }
     }
 }
 
@@ -155,14 +174,26 @@ pub fn series(argv: &[&[u8]]) -> usize {
         .map_or(metrics::POLICY, Metrics::series)
 }
 
-/// The reply for a final decision, counted in the metrics.
-fn answer(shared: &Shared, target: &Target, decision: &Decision) -> Reply {
-    let series = match target {
+/// The reply for a final decision, counted in the metrics; with VERBOSE,
+/// a sixth integer: the deciding rule's place in the policy (from 1, as
+/// LIMIT.POLICY GET lists them).
+fn answer(
+    shared: &Shared,
+    cmd: &CheckCmd<impl AsRef<[u8]>>,
+    decision: &Decision,
+    rule: usize,
+) -> Reply {
+    let series = match &cmd.target {
         Target::Inline(params) => Metrics::series(params.algorithm),
         Target::Policy(_) => metrics::POLICY,
     };
     shared.metrics.record(series, decision.allowed);
-    Reply::decision(decision.fields())
+    if !cmd.verbose {
+        return Reply::decision(decision.fields());
+    }
+    let mut fields: Vec<Reply> = decision.fields().into_iter().map(Reply::Int).collect();
+    fields.push(Reply::Int(rule as i64 + 1));
+    Reply::Array(fields)
 }
 
 /// `LIMIT.CHECK`.
@@ -199,9 +230,10 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         ))));
     }
     let now = ctx.now();
-    let (decision, leaky_end) = run_check(&shared.engine, &cmd.target, cmd.key, request, now)?;
+    let (decision, leaky_end, rule) =
+        run_check(&shared.engine, &cmd.target, cmd.key, request, now)?;
     if decision.allowed {
-        let reply = answer(shared, &cmd.target, &decision);
+        let reply = answer(shared, &cmd, &decision, rule);
         if decision.delay == 0 || !ctx.blocking {
             return Ok(reply.into());
         }
@@ -238,7 +270,7 @@ pub fn check(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         (Some(wait), Retry::After(ns)) if waits && ns <= wait => Ok(Outcome::Later(Box::pin(
             wait_in_queue(shared.clone(), cmd.owned(), request, wait),
         ))),
-        _ => Ok(answer(shared, &cmd.target, &decision).into()),
+        _ => Ok(answer(shared, &cmd, &decision, rule).into()),
     }
 }
 
@@ -290,15 +322,16 @@ async fn wait_in_queue(
                     // Out of time behind others: one last try of its own.
                     drop(ticket);
                     return match run_check(&shared.engine, &cmd.target, &cmd.key, request, shared.engine.clock.now()) {
-                        Ok((d, _)) => answer(&shared, &cmd.target, &d),
+                        Ok((d, _, rule)) => answer(&shared, &cmd, &d, rule),
                         Err(e) => e.into(),
                     };
                 }
             }
         }
         let now = clock.now();
-        let decision = match run_check(&shared.engine, &cmd.target, &cmd.key, request, now) {
-            Ok((d, _)) => d,
+        let (decision, rule) = match run_check(&shared.engine, &cmd.target, &cmd.key, request, now)
+        {
+            Ok((d, _, rule)) => (d, rule),
             Err(e) => return e.into(),
         };
         if decision.allowed {
@@ -306,14 +339,14 @@ async fn wait_in_queue(
             if decision.delay > 0 {
                 clock.sleep_until(now.saturating_add(decision.delay)).await;
             }
-            return answer(&shared, &cmd.target, &decision);
+            return answer(&shared, &cmd, &decision, rule);
         }
         let Retry::After(ns) = decision.retry else {
-            return answer(&shared, &cmd.target, &decision);
+            return answer(&shared, &cmd, &decision, rule);
         };
         let wake = now.saturating_add(ns);
         if wake > deadline {
-            return answer(&shared, &cmd.target, &decision);
+            return answer(&shared, &cmd, &decision, rule);
         }
         clock.sleep_until(wake).await;
     }

@@ -270,20 +270,34 @@ impl Store {
         now: u64,
         request: Request,
     ) -> Result<Decision, Refused> {
+        self.check_policy_ranked(policy, key, now, request)
+            .map(|(d, _)| d)
+    }
+
+    /// [`Store::check_policy`], and the position of the rule that decided
+    /// (from 0; see [`policy::check_all`]).
+    pub fn check_policy_ranked(
+        &self,
+        policy: &Policy,
+        key: &[u8],
+        now: u64,
+        request: Request,
+    ) -> Result<(Decision, usize), Refused> {
         with_map_key(Scope::Policy(&policy.name), key, |map_key| {
             let step = |entry: &mut Entry64| Ok(self.policy_step(policy, now, request, entry));
             self.apply(map_key, now, step, || policy_fresh(map_key, policy))
         })
     }
 
-    /// The step of a policy check on `entry`: every rule, all or nothing.
+    /// The step of a policy check on `entry`: every rule, all or nothing;
+    /// the decision and the position of the rule that decided.
     fn policy_step(
         &self,
         policy: &Policy,
         now: u64,
         request: Request,
         entry: &mut Entry64,
-    ) -> Decision {
+    ) -> (Decision, usize) {
         let rules = &policy.rules;
         let Held::Policy(held) = &mut entry.held else {
             unreachable!("policy map keys hold policy states");
@@ -292,14 +306,14 @@ impl Store {
             held.states.clear();
         }
         policy::align_states(&mut held.states, rules);
-        let (decision, reset) = policy::check_all(&mut held.states, rules, now, request);
+        let (decision, reset, rule) = policy::check_all(&mut held.states, rules, now, request);
         if let Some(reset) = reset
             && request.cost > 0
         {
             held.fresh_at = now.saturating_add(reset);
             self.touch();
         }
-        decision
+        (decision, rule)
     }
 
     /// Gives back the queue slot of an inline leaky bucket request whose

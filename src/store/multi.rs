@@ -98,7 +98,7 @@ impl Store {
                 }
                 Rule::Policy(policy) => {
                     let step =
-                        |entry: &mut Entry64| Ok(self.policy_step(policy, now, request, entry));
+                        |entry: &mut Entry64| Ok(self.policy_step(policy, now, request, entry).0);
                     let fresh = || policy_fresh(map_key, policy);
                     self.apply_in(&mut locked[at(hash)], hash, map_key, now, step, fresh)
                 }
