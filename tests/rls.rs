@@ -223,6 +223,23 @@ async fn bad_requests_are_invalid_argument_and_unknown_domains_ok() {
         .unwrap();
     let text = tollgate::metrics::endpoint::render(&server.shared);
     assert!(text.contains("tollgate_rls_requests_total{domain=\"d\",code=\"ok\"} 1"));
+    let mut conn = server.conn().await;
+    let info = common::info(&mut conn, "rls").await;
+    let addr = server.shared.rls.addr().unwrap();
+    for line in [
+        "rls_enabled:1".to_string(),
+        format!("rls_addr:{addr}"),
+        "rls_domains:1".into(),
+        "rls_consume:all_or_nothing".into(),
+        "rls_headers:draft".into(),
+        "rls_calls:4".into(),
+        "rls_over_limit:0".into(),
+    ] {
+        assert!(
+            info.contains(&format!("{line}\r\n")),
+            "{line} not in {info}"
+        );
+    }
     server.stop().await;
 }
 

@@ -251,6 +251,26 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             Metrics::get(&m.cluster_tryagain),
         );
     }
+    if show("rls") {
+        // Envoy's rate limit service: calls summed over the domains.
+        let rls = &shared.rls;
+        let counts = rls.counts.read();
+        let calls: u64 = counts.iter().flat_map(|(_, a, _)| a.iter()).sum();
+        let over: u64 = counts
+            .iter()
+            .map(|(_, a, _)| a[crate::rls::Answer::OverLimit as usize])
+            .sum();
+        let shadow: u64 = counts.iter().map(|(_, _, s)| s).sum();
+        let _ = write!(
+            out,
+            "# Rls\r\nrls_enabled:{}\r\nrls_addr:{}\r\nrls_domains:{}\r\nrls_consume:{}\r\nrls_headers:{}\r\nrls_calls:{calls}\r\nrls_over_limit:{over}\r\nrls_shadow_over_limit:{shadow}\r\n\r\n",
+            u8::from(shared.config.grpc_addr.is_some()),
+            rls.addr().map(|a| a.to_string()).unwrap_or_default(),
+            rls.domains().len(),
+            rls.options.consume.name(),
+            rls.options.headers.name(),
+        );
+    }
     if show("keyspace") {
         out.push_str("# Keyspace\r\n");
         let keys = shared.engine.store.len();
