@@ -28,6 +28,11 @@ async fn check_all(
     (admitted, denied, decisions)
 }
 
+/// A request's words from one line.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 const CONFIG: &str = r#"
 [[policy]]
 name = "global"
@@ -111,6 +116,20 @@ async fn bad_requests_are_refused_and_change_nothing() {
             "ERR syntax error",
         ),
         (
+            &[
+                "LIMIT.CHECKALL",
+                "2",
+                "a",
+                "b",
+                "gcra",
+                "1",
+                "1s",
+                "COST",
+                "2",
+            ],
+            "ERR syntax error",
+        ),
+        (
             &["LIMIT.CHECKALL", "1", "a", "gcra", "1", "1s", "NOW"],
             "ERR syntax error",
         ),
@@ -159,6 +178,15 @@ async fn bad_requests_are_refused_and_change_nothing() {
         .await,
         "WRONGTYPE key 'b' holds gcra state, not token_bucket"
     );
+    // The largest cost accepted never fits: denied, nothing stored.
+    let huge = words("2 x y gcra 5 1s token_bucket 5 1s COST 1000000000000");
+    let (admitted, denied, _) = check_all(&mut c, &huge).await;
+    assert_eq!((admitted, denied.as_deref()), (0, Some("x")));
+    let over = words("LIMIT.CHECKALL 1 x gcra 5 1s COST 1000000000001");
+    assert_eq!(
+        error(&mut c, &over).await,
+        "ERR invalid cost '1000000000001': expected an integer from 0 to 1000000000000"
+    );
     assert_eq!(
         server.shared.engine.store.len(),
         1,
@@ -175,32 +203,13 @@ async fn keys_of_different_slots_are_crossslot_in_cluster_mode() {
     };
     let server = TestServer::manual_with(config).await;
     let mut c = server.conn().await;
+    let spread = words("LIMIT.CHECKALL 2 user:1 org:1 gcra 1 1s gcra 1 1s");
     assert_eq!(
-        error(
-            &mut c,
-            &[
-                "LIMIT.CHECKALL",
-                "2",
-                "user:1",
-                "org:1",
-                "gcra",
-                "1",
-                "1s",
-                "gcra",
-                "1",
-                "1s"
-            ]
-        )
-        .await,
+        error(&mut c, &spread).await,
         "CROSSSLOT Keys in request don't hash to the same slot"
     );
-    let (admitted, _, _) = check_all(
-        &mut c,
-        &[
-            "2", "{t1}user", "{t1}org", "gcra", "1", "1s", "gcra", "1", "1s",
-        ],
-    )
-    .await;
+    let tagged = words("2 {t1}user {t1}org gcra 1 1s gcra 1 1s");
+    let (admitted, _, _) = check_all(&mut c, &tagged).await;
     assert_eq!(admitted, 1, "hash tags put both keys in one slot");
     server.stop().await;
 }
@@ -217,32 +226,13 @@ async fn every_key_is_checked_against_the_users_key_patterns() {
     .unwrap();
     let client = redis::Client::open(format!("redis://app:pw@{}/", server.addr)).unwrap();
     let mut app = common::connect(&client).await;
+    let outside = words("LIMIT.CHECKALL 2 limits:a other gcra 1 1s gcra 1 1s");
     assert_eq!(
-        error(
-            &mut app,
-            &[
-                "LIMIT.CHECKALL",
-                "2",
-                "limits:a",
-                "other",
-                "gcra",
-                "1",
-                "1s",
-                "gcra",
-                "1",
-                "1s"
-            ]
-        )
-        .await,
+        error(&mut app, &outside).await,
         "NOPERM No permissions to access a key"
     );
-    let (admitted, _, _) = check_all(
-        &mut app,
-        &[
-            "2", "limits:a", "limits:b", "gcra", "1", "1s", "gcra", "1", "1s",
-        ],
-    )
-    .await;
+    let inside = words("2 limits:a limits:b gcra 1 1s gcra 1 1s");
+    let (admitted, _, _) = check_all(&mut app, &inside).await;
     assert_eq!(admitted, 1);
     server.stop().await;
 }

@@ -235,6 +235,10 @@ async fn every_documented_error_is_what_the_server_says() {
             include_str!("rls_cluster.rs"),
         ),
         (
+            "ERR the domain must not be empty",
+            include_str!("rls_cluster.rs"),
+        ),
+        (
             "ERR This instance has cluster support disabled",
             include_str!("cluster.rs"),
         ),

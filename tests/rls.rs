@@ -204,6 +204,10 @@ async fn bad_requests_are_invalid_argument_and_unknown_domains_ok() {
     assert_eq!(e.message(), "the domain must not be empty");
     let e = call(&mut client, "d", &[]).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    // The command between nodes is for managed cluster mode only.
+    let mut conn = server.conn().await;
+    let refused = common::error(&mut conn, &["TOLLGATE.CLUSTER", "RLS", ""]).await;
+    assert_eq!(refused, "ERR cluster_mode is not managed");
     let r = call(&mut client, "nobody", &[&[("gcra", "x")]])
         .await
         .unwrap();

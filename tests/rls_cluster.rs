@@ -62,9 +62,6 @@ async fn descriptors_of_other_slots_are_decided_by_their_node() {
         r#"[{{"slot_ranges":[{{"start":0,"end":8191}}],"master":{{"id":"{}","ip":"127.0.0.1","port":{}}},"replicas":[],"migrations":[]}},{{"slot_ranges":[{{"start":8192,"end":16383}}],"master":{{"id":"{}","ip":"127.0.0.1","port":{}}},"replicas":[],"migrations":[]}}]"#,
         ids[0].0, ids[0].1, ids[1].0, ids[1].1
     );
-    for n in &nodes {
-        cmd(n, &["TOLLGATE.CLUSTER", "CONFIG", &map]).await.unwrap();
-    }
     common::until("gRPC listens", || nodes[0].shared.rls.addr().is_some()).await;
     let url = format!("http://{}", nodes[0].shared.rls.addr().unwrap());
     let mut client = RateLimitServiceClient::connect(url).await.unwrap();
@@ -76,6 +73,16 @@ async fn descriptors_of_other_slots_are_decided_by_their_node() {
         descriptors,
         hits_addend: 0,
     };
+    // Before a map no slot is served: UNAVAILABLE, in the node's words.
+    let e = client
+        .should_rate_limit(call(vec![descriptor("user", &here)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable);
+    assert_eq!(e.message(), "CLUSTERDOWN Hash slot not served");
+    for n in &nodes {
+        cmd(n, &["TOLLGATE.CLUSTER", "CONFIG", &map]).await.unwrap();
+    }
 
     // A descriptor of the other node's slot: decided there, stored there.
     let r = client
@@ -145,6 +152,15 @@ async fn descriptors_of_other_slots_are_decided_by_their_node() {
         common::error_line(&e).starts_with("ERR invalid rate limit request: "),
         "{e}"
     );
+    let e = cmd(&nodes[1], &["TOLLGATE.CLUSTER", "RLS", "", "NOW"])
+        .await
+        .unwrap_err();
+    assert_eq!(common::error_line(&e), "ERR syntax error");
+    // An empty request holds no descriptor: the node's own error.
+    let e = cmd(&nodes[1], &["TOLLGATE.CLUSTER", "RLS", "", "DRYRUN"])
+        .await
+        .unwrap_err();
+    assert_eq!(common::error_line(&e), "ERR the domain must not be empty");
     for n in nodes {
         n.stop().await;
     }

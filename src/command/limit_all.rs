@@ -39,6 +39,10 @@ enum Target {
 /// `POLICY name`.
 fn parse_rule(ctx: &Ctx<'_>, args: &mut Args<'_>) -> Result<Target, CmdError> {
     let kind = args.required().map_err(|_| CmdError::Syntax)?;
+    // A missing rule, whatever follows: the options cannot start one.
+    if is(kind, "COST") || is(kind, "DRYRUN") {
+        return Err(CmdError::Syntax);
+    }
     if is(kind, "POLICY") {
         let name = args.text().map_err(|_| CmdError::Syntax)?;
         return Ok(Target::Policy(find_policy(ctx.engine(), name)?));

@@ -197,3 +197,46 @@ fn a_dry_run_answers_as_if_and_changes_nothing() {
     );
     assert_eq!(f.one("shadow", "s"), (OK, 0));
 }
+
+#[test]
+fn a_key_of_another_algorithm_and_a_full_store_are_refused() {
+    let f = fixture();
+    // The descriptor's key checked over RESP under another algorithm.
+    let key = store_key("d", [("gcra", "w")]);
+    let other = Params::new(Algorithm::FixedWindow, 3, 60 * SECOND);
+    f.engine
+        .store
+        .check(&key, &other, f.clock.now(), Request::take(1))
+        .unwrap();
+    let r = request(vec![descriptor(&[("gcra", "w")])]);
+    match f.call(&r) {
+        Err(Failure::Precondition(m)) => {
+            assert_eq!(m, "key 'd|gcra=w' holds fixed_window state, not gcra")
+        }
+        other => panic!("{other:?}"),
+    }
+    // noeviction at a one-byte bound: a new key does not fit.
+    f.engine
+        .store
+        .set_maxmemory(1, crate::store::EvictionPolicy::NoEviction);
+    match f.call(&request(vec![descriptor(&[("gcra", "new")])])) {
+        Err(Failure::OutOfMemory(m)) => assert!(m.starts_with("OOM command not allowed")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_largest_cost_accepted_is_denied_and_stores_nothing() {
+    let f = fixture();
+    for algorithm in Algorithm::ALL {
+        let mut d = descriptor(&[(algorithm.name(), "huge")]);
+        d.hits_addend = Some(UInt64Value { value: MAX_COUNT });
+        let r = f.ok(&request(vec![d]));
+        assert_eq!(r.overall_code, OVER, "{algorithm:?}");
+    }
+    assert_eq!(
+        f.engine.store.len(),
+        0,
+        "no state for a cost that never fits"
+    );
+}
