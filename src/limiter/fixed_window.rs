@@ -14,11 +14,8 @@ impl FixedWindow {
     pub fn check(&mut self, p: &Params, now: u64, request: Request) -> Decision {
         let start = now - now % p.window;
         let end_in = p.window - now % p.window;
-        let count = if self.start == start {
-            self.count.min(p.limit)
-        } else {
-            0
-        };
+        // Past the limit only in debt (a settle took more than reserved).
+        let count = if self.start == start { self.count } else { 0 };
         let reset = |count: u64| if count > 0 { end_in } else { 0 };
         let after = count.saturating_add(request.cost);
         if after <= p.limit {
@@ -38,12 +35,12 @@ impl FixedWindow {
             };
         }
         if request.cost > p.limit {
-            return Decision::never(p.limit, p.limit - count, reset(count));
+            return Decision::never(p.limit, p.limit.saturating_sub(count), reset(count));
         }
         Decision {
             allowed: false,
             limit: p.limit,
-            remaining: p.limit - count,
+            remaining: p.limit.saturating_sub(count),
             retry: Retry::After(end_in),
             reset_after: reset(count),
             delay: 0,

@@ -16,6 +16,7 @@ pub mod gcra;
 pub mod leaky_bucket;
 pub mod refund;
 pub mod rule;
+pub mod settle;
 pub mod sliding_log;
 pub mod sliding_window;
 pub mod time;

@@ -9,6 +9,7 @@
 
 use thin_vec::ThinVec;
 
+use super::settle::{Adjust, Unsettled};
 use super::{Decision, Params, Request, Retry};
 
 /// Most log entries one key keeps before merging.
@@ -177,6 +178,56 @@ impl SlidingLog {
             self.log = ThinVec::new();
         }
         units - left
+    }
+
+    /// Settles units reserved at `taken_at`: they are in the first live
+    /// entry at or after it (an entry moves later only when merged into).
+    /// Units given back come out of that entry alone; units taken go into
+    /// it, or into a new entry at `taken_at`. Answers whether `taken_at` is
+    /// still in the window (`false`: nothing changes).
+    pub fn settle_at(
+        &mut self,
+        p: &Params,
+        now: u64,
+        taken_at: u64,
+        adjust: Adjust,
+    ) -> Result<bool, Unsettled> {
+        if taken_at.saturating_add(p.window) <= now {
+            return Ok(false);
+        }
+        self.prune(p, now);
+        let head = 1 + self.log.first().map_or(0, |&(dead, _)| dead as usize);
+        let at = head + self.entries().partition_point(|&(t, _)| t < taken_at);
+        match adjust {
+            Adjust::GiveBack(units) => {
+                let Some(&(_, n)) = self.log.get(at) else {
+                    return Ok(true); // nothing of it is left to give
+                };
+                let taken = n.min(units);
+                self.log[0].1 -= taken;
+                if taken == n {
+                    self.log.remove(at);
+                } else {
+                    self.log[at].1 -= taken;
+                }
+                if self.entries().is_empty() {
+                    self.log = ThinVec::new();
+                }
+            }
+            Adjust::Charge(0) => {}
+            Adjust::Charge(units) => {
+                let total = self.total().checked_add(units).ok_or(Unsettled::TooDeep)?;
+                if self.log.is_empty() {
+                    self.log.push((0, 0));
+                }
+                match self.log.get_mut(at) {
+                    Some((_, n)) => *n += units,
+                    None => self.log.push((taken_at, units)),
+                }
+                self.log[0].1 = total;
+            }
+        }
+        Ok(true)
     }
 
     /// Adds `cost` units admitted at `now` (the log is pruned to `now`).

@@ -14,6 +14,7 @@
 
 use thin_vec::ThinVec;
 
+use super::settle::{Adjust, Unsettled};
 use super::{Decision, Params, Request, Retry, sat_u64};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -156,6 +157,54 @@ impl SlidingWindow {
             self.buckets = ThinVec::new();
         }
         units - left
+    }
+
+    /// Settles units reserved at `taken_at`, in the bucket they were
+    /// counted in, while it still weighs in the window. Answers whether it
+    /// does (`false`: nothing changes).
+    pub fn settle_at(
+        &mut self,
+        p: &Params,
+        now: u64,
+        taken_at: u64,
+        adjust: Adjust,
+    ) -> Result<bool, Unsettled> {
+        let grid = Grid::new(p);
+        let (bucket, current) = (grid.index(taken_at), grid.index(now));
+        if bucket + grid.count < current {
+            return Ok(false);
+        }
+        self.prune(&grid, current);
+        let at = self
+            .buckets
+            .partition_point(|&(start, _)| grid.index(start) < bucket);
+        let found = self
+            .buckets
+            .get(at)
+            .is_some_and(|&(start, _)| grid.index(start) == bucket);
+        match adjust {
+            Adjust::GiveBack(units) if found => {
+                let taken = self.buckets[at].1.min(units);
+                self.buckets[at].1 -= taken;
+                self.total -= taken;
+                if self.buckets[at].1 == 0 {
+                    self.buckets.remove(at);
+                }
+                if self.buckets.is_empty() {
+                    self.buckets = ThinVec::new();
+                }
+            }
+            Adjust::GiveBack(_) | Adjust::Charge(0) => {}
+            Adjust::Charge(units) => {
+                self.total = self.total.checked_add(units).ok_or(Unsettled::TooDeep)?;
+                if found {
+                    self.buckets[at].1 += units;
+                } else {
+                    self.buckets.insert(at, (bucket * grid.width, units));
+                }
+            }
+        }
+        Ok(true)
     }
 
     fn record(&mut self, grid: &Grid, current: u64, cost: u64) {
