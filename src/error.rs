@@ -54,6 +54,7 @@ impl From<Refused> for CmdError {
             Refused::WrongType(e) => CmdError::WrongType(e),
             Refused::OutOfMemory => CmdError::OutOfMemory,
             Refused::NoRefund(e) => CmdError::Invalid(e.to_string()),
+            e @ Refused::TooManyReservations => CmdError::Invalid(e.to_string()),
         }
     }
 }

@@ -135,7 +135,10 @@ fn move_out(shared: &Shared, m: &Migration) -> Result<usize, Ended> {
     let changed = cluster.take_changed();
     let last = Store::new();
     let policies = shared.engine.policies.names();
-    let scopes = std::iter::once(Scope::Inline).chain(policies.iter().map(|p| Scope::Policy(p)));
+    // A key's states, and its open reservations, which move with it.
+    let scopes = [Scope::Inline, Scope::Reservations]
+        .into_iter()
+        .chain(policies.iter().map(|p| Scope::Policy(p)));
     let scopes: Vec<Scope<'_>> = scopes.collect();
     let mut map_key = Vec::new();
     for key in &changed {
@@ -253,6 +256,7 @@ pub fn import(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             let now = engine.now();
             for key in &import.forget {
                 engine.store.reset(Scope::Inline, key, now);
+                engine.store.reset(Scope::Reservations, key, now);
                 for name in engine.policies.names() {
                     engine.store.reset(Scope::Policy(&name), key, now);
                 }

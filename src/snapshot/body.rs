@@ -11,7 +11,7 @@ use crate::limiter::sliding_window::SlidingWindow;
 use crate::limiter::token_bucket::TokenBucket;
 use crate::limiter::{Algorithm, MAX_BUCKETS, MAX_COUNT, MAX_WINDOW_NS, Params, ScaledTime, State};
 use crate::policy::Policy;
-use crate::store::{Entry, Saved, SavedRef};
+use crate::store::{Entry, Reservation, Saved, SavedRef, Scope, Under};
 
 /// The start of the body: when it was written and the run-time policies
 /// (config-file policies come from the config file).
@@ -49,6 +49,26 @@ pub(super) fn put_entry(out: &mut Vec<u8>, key: &[u8], fresh_at: u64, slot: Save
             put_u32(out, states.len() as u32);
             for s in states {
                 put_state(out, s);
+            }
+        }
+        SavedRef::Reservations(list) => {
+            out.push(2);
+            put_u32(out, list.len() as u32);
+            for r in list.values() {
+                put_u64(out, r.id);
+                match &r.under {
+                    Under::Inline(params) => {
+                        out.push(0);
+                        put_params(out, params);
+                    }
+                    Under::Policy(name) => {
+                        out.push(1);
+                        put_bytes(out, name.as_bytes());
+                    }
+                }
+                put_u64(out, r.taken_at);
+                put_u64(out, r.units);
+                put_u64(out, r.deadline);
             }
         }
     }
@@ -235,6 +255,32 @@ impl<R: std::io::Read> Reader<R> {
             .ok_or_else(|| format!("unknown algorithm tag {tag}"))
     }
 
+    /// One open reservation: id, rule (0 and its numbers, or 1 and a
+    /// policy's name), when taken, units, deadline.
+    fn reservation(&mut self) -> Read<Reservation> {
+        let id = self.u64()?;
+        let under = match self.u8()? {
+            0 => Under::Inline(self.params()?),
+            1 => {
+                let name = std::str::from_utf8(self.bytes()?)
+                    .map_err(|_| "a policy name is not UTF-8".to_string())?;
+                Under::Policy(name.into())
+            }
+            tag => return Err(format!("unknown reservation rule tag {tag}")),
+        };
+        let (taken_at, units, deadline) = (self.u64()?, self.u64()?, self.u64()?);
+        if units > MAX_COUNT {
+            return Err(format!("reservation of {units} units is out of range"));
+        }
+        Ok(Reservation {
+            id,
+            under,
+            taken_at,
+            units,
+            deadline,
+        })
+    }
+
     fn params(&mut self) -> Read<Params> {
         let algorithm = self.algorithm()?;
         let p = Params {
@@ -334,7 +380,11 @@ pub(super) fn decode_body<R: std::io::Read>(
         let Some((scope, _)) = crate::store::decode_key(&key) else {
             return Err("malformed key".into());
         };
-        let inline_key = scope == crate::store::Scope::Inline;
+        let kind = match scope {
+            Scope::Inline => 0,
+            Scope::Policy(_) => 1,
+            Scope::Reservations => 2,
+        };
         let fresh_at = r.u64()?;
         let slot = match r.u8()? {
             0 => {
@@ -350,11 +400,21 @@ pub(super) fn decode_body<R: std::io::Read>(
                 let n = r.count(n, 17)?;
                 Saved::Policy((0..n).map(|_| r.state()).collect::<Read<Vec<_>>>()?)
             }
+            2 => {
+                let n = u64::from(r.u32()?);
+                let n = r.count(n, 37)?;
+                Saved::Reservations((0..n).map(|_| r.reservation()).collect::<Read<Vec<_>>>()?)
+            }
             tag => return Err(format!("unknown slot tag {tag}")),
         };
         // The store relies on this pairing; a file that breaks it is refused
         // here rather than trusted later.
-        if inline_key != matches!(slot, Saved::Inline { .. }) {
+        let slot_kind = match slot {
+            Saved::Inline { .. } => 0,
+            Saved::Policy(_) => 1,
+            Saved::Reservations(_) => 2,
+        };
+        if kind != slot_kind {
             return Err("a key's kind does not match its state".into());
         }
         on_entry(key, Entry { fresh_at, slot });

@@ -1,10 +1,11 @@
 //! Snapshots: every limiter state and the run-time policies in one file.
 //!
-//! # Format (version 2, all integers little-endian)
+//! # Format (version 3, all integers little-endian)
 //!
 //! ```text
 //! magic    8 bytes  "TOLLGATE"
-//! version  u32      2 (1 is read too: the same layout, every time before 2554)
+//! version  u32      3 (1 and 2 are read too: 2 has no reservations, 1 also
+//!                   every time before 2554)
 //! length   u64      bytes of body
 //! body     ...      see below
 //! crc32    u32      CRC-32 (IEEE) of body
@@ -16,6 +17,8 @@
 //! name, key: u32 length + bytes
 //! rules:     u32 count + each: algorithm u8, limit u64, window u64, burst u64, buckets u32
 //! slot:      0 + rule + state (an inline key) | 1 + u32 count + states (a key under a policy)
+//!            | 2 + u32 count + reservations (a key's open reservations)
+//! reservation: id u64, 0 + rule | 1 + policy name, taken_at u64, units u64, deadline u64
 //! state:     algorithm u8 + its fields (see `body::put_state`)
 //! time:      two u64 words: the low 64 bits of the ns, then (high 24 bits
 //!            of the ns << 40 | fraction in 1/limit ns); up to 2^64 ns + 183000d
@@ -56,10 +59,11 @@ pub use framing::Written;
 /// The snapshot's file name inside the data directory.
 pub const FILE_NAME: &str = "dump.tgs";
 const MAGIC: &[u8; 8] = b"TOLLGATE";
-/// The format version this build writes. It reads version 1 as well, which
-/// differs only in that its times all lie before 2554 (a time's second word
-/// is then just its fraction).
-pub const VERSION: u32 = 2;
+/// The format version this build writes. It reads versions 1 and 2 as
+/// well: 2 differs only in holding no reservations (slot kind 2), 1 also in
+/// that its times all lie before 2554 (a time's second word is then just
+/// its fraction).
+pub const VERSION: u32 = 3;
 const OLDEST_VERSION: u32 = 1;
 const HEADER: usize = 8 + 4 + 8;
 
@@ -243,10 +247,10 @@ mod tests {
             assert!(msg(&bad).contains("checksum mismatch"), "byte {i}");
         }
         let mut future = good.clone();
-        future[8..12].copy_from_slice(&3u32.to_le_bytes());
+        future[8..12].copy_from_slice(&4u32.to_le_bytes());
         assert_eq!(
             msg(&future),
-            "snapshot /data/dump.tgs: format version 3 is not supported (this build reads versions 1 to 2)"
+            "snapshot /data/dump.tgs: format version 4 is not supported (this build reads versions 1 to 3)"
         );
         assert!(msg(b"REDIS0011....................").contains("bad magic"));
         let mut long = good.clone();

@@ -1,5 +1,6 @@
 //! Map keys: a scope tag (inline, or a policy's name) before the client's
-//! key, so an inline key and the same key under a policy never share state.
+//! key, so an inline key and the same key under a policy never share state
+//! (and a key's open reservations are kept apart from both).
 
 use std::cell::RefCell;
 
@@ -11,6 +12,7 @@ thread_local! {
 
 pub(super) const TAG_INLINE: u8 = 0;
 pub(super) const TAG_POLICY: u8 = 1;
+pub(super) const TAG_RESERVATIONS: u8 = 2;
 
 /// Builds the map key for (`scope`, `key`) and passes it to `f`: on the
 /// stack for the usual short inline key, else in a reused buffer.
@@ -41,6 +43,7 @@ pub fn encode_key(out: &mut Vec<u8>, scope: Scope<'_>, key: &[u8]) {
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(name.as_bytes());
         }
+        Scope::Reservations => out.push(TAG_RESERVATIONS),
     }
     out.extend_from_slice(key);
 }
@@ -55,6 +58,7 @@ pub fn decode_key(map_key: &[u8]) -> Option<(Scope<'_>, &[u8])> {
             let name = std::str::from_utf8(rest.get(4..4 + len)?).ok()?;
             Some((Scope::Policy(name), &rest[4 + len..]))
         }
+        TAG_RESERVATIONS => Some((Scope::Reservations, rest)),
         _ => None,
     }
 }

@@ -17,7 +17,7 @@
 use std::hash::BuildHasher;
 
 use super::shard::Shard;
-use super::slots::{Entry64, Held, Key, PolicyStates};
+use super::slots::{Entry64, Held, Key, PolicyStates, Reservations};
 use crate::limiter::State;
 
 /// What happens when a new key does not fit under `maxmemory`.
@@ -74,6 +74,7 @@ impl Entry64 {
             Held::Inline(State::SlidingWindow(s)) => key + s.heap_bytes(),
             Held::Inline(_) => key,
             Held::Policy(p) => key + policy_heap_bytes(p),
+            Held::Reservations(r) => key + reservations_heap_bytes(r),
         }
     }
 
@@ -82,7 +83,7 @@ impl Entry64 {
     pub(super) fn may_grow(&self) -> bool {
         match &self.held {
             Held::Inline(state) => matches!(state, State::SlidingLog(_) | State::SlidingWindow(_)),
-            Held::Policy(_) => true,
+            Held::Policy(_) | Held::Reservations(_) => true,
         }
     }
 }
@@ -93,6 +94,15 @@ fn policy_heap_bytes(p: &PolicyStates) -> usize {
     std::mem::size_of::<PolicyStates>()
         + p.states.capacity() * std::mem::size_of::<State>()
         + p.states.iter().map(State::heap_bytes).sum::<usize>()
+}
+
+/// Heap bytes of a key's open reservations (a policy's name counted with
+/// each one taken under it).
+fn reservations_heap_bytes(r: &Reservations) -> usize {
+    // A hash table bucket holds the id and the reservation, plus one
+    // control byte.
+    let bucket = std::mem::size_of::<(u64, super::Reservation)>() + 1;
+    std::mem::size_of::<Reservations>() + r.open.capacity() * bucket + r.names
 }
 
 impl Shard {

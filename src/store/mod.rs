@@ -27,6 +27,7 @@ mod memory;
 mod multi;
 mod prefetch;
 mod refund;
+mod reserve;
 mod shard;
 mod slots;
 mod types;
@@ -38,7 +39,11 @@ pub use memory::EvictionPolicy;
 pub use multi::{Part, Rule};
 use shard::{Locked, PaddedShard, Shard, lock};
 use slots::{Entry64, Held, Key, Packed, PolicyStates};
-pub use types::{Checked, Entry, KeyView, Refused, Saved, SavedRef, Scope, WrongType};
+pub use reserve::{MAX_OPEN, Reserved, SettleError, Settled};
+pub use types::{
+    Checked, Entry, KeyView, OpenMap, Refused, Reservation, Saved, SavedRef, Scope, Under,
+    WrongType,
+};
 pub use walk::Walked;
 
 /// The sharded keyspace.
@@ -57,6 +62,8 @@ pub struct Store {
     maxmemory: AtomicU64,
     eviction: AtomicBool,
     evicted: AtomicU64,
+    /// Counts reservations made; their ids are this count scrambled.
+    reservations: AtomicU64,
 }
 
 impl Default for Store {
@@ -75,9 +82,13 @@ pub(super) const PREFETCH_FROM: usize = 1024;
 
 impl Store {
     pub fn new() -> Store {
+        let hasher = foldhash::fast::RandomState::default();
         Store {
             shards: (0..SHARDS).map(|_| PaddedShard::default()).collect(),
-            hasher: foldhash::fast::RandomState::default(),
+            // Each process starts its ids elsewhere, so ids restored from a
+            // snapshot or moved in from another node do not meet new ones.
+            reservations: AtomicU64::new(hasher.hash_one(0x7265_7365_7276_65u64)),
+            hasher,
             changed: AtomicBool::new(false),
             changes: Default::default(),
             walking: Default::default(),
@@ -358,7 +369,7 @@ impl Store {
                     policy::align_states(&mut states, &policy.rules);
                     policy.rules.iter().copied().zip(states).collect()
                 }
-                (Held::Policy(_), None) => return None,
+                (Held::Policy(_), None) | (Held::Reservations(_), _) => return None,
             };
             Some(KeyView { rules })
         })

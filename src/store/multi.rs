@@ -34,7 +34,7 @@ pub struct Part<'a> {
 }
 
 impl Part<'_> {
-    fn map_key(&self) -> Vec<u8> {
+    pub(super) fn map_key(&self) -> Vec<u8> {
         let scope = match self.rule {
             Rule::Inline(_) => Scope::Inline,
             Rule::Policy(p) => Scope::Policy(&p.name),
@@ -124,7 +124,7 @@ impl Store {
     }
 
     /// Puts back what `map_key` held before a check that was not admitted.
-    fn give_back(&self, shard: &mut Shard, hash: u64, map_key: &[u8], held: Option<Entry64>) {
+    pub(super) fn give_back(&self, shard: &mut Shard, hash: u64, map_key: &[u8], held: Option<Entry64>) {
         match (shard.find(hash, map_key), held) {
             (Some(i), Some(old)) => {
                 shard.heap = shard.heap - shard.slots[i].heap_bytes() + old.heap_bytes();

@@ -103,11 +103,41 @@ pub(super) struct PolicyStates {
     pub(super) states: Vec<State>,
 }
 
+/// A key's open reservations, when the last one times out, and how many
+/// there were after the last time those past their deadline were dropped
+/// (they are dropped once the map has doubled since: O(1) amortised).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Reservations {
+    pub(super) fresh_at: u64,
+    pub(super) open: super::OpenMap,
+    pub(super) pruned_len: usize,
+    /// Bytes of the policy names the reservations hold.
+    pub(super) names: usize,
+}
+
+impl Reservations {
+    pub(super) fn new(open: super::OpenMap) -> Reservations {
+        let mut r = Reservations {
+            fresh_at: open.values().map(|r| r.deadline).max().unwrap_or(0),
+            pruned_len: open.len(),
+            names: 0,
+            open,
+        };
+        r.count_names();
+        r
+    }
+
+    pub(super) fn count_names(&mut self) {
+        self.names = self.open.values().map(|r| r.under.name_len()).sum();
+    }
+}
+
 /// What a slot holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Held {
     Inline(State),
     Policy(Box<PolicyStates>),
+    Reservations(Box<Reservations>),
 }
 
 /// One key's slot: one cache line.
@@ -129,6 +159,7 @@ impl Entry64 {
                 state,
             },
             Held::Policy(p) => super::SavedRef::Policy(&p.states),
+            Held::Reservations(r) => super::SavedRef::Reservations(&r.open),
         }
     }
 
@@ -136,6 +167,7 @@ impl Entry64 {
         match &self.held {
             Held::Inline(state) => state.fresh_at(&self.params.params()),
             Held::Policy(p) => p.fresh_at,
+            Held::Reservations(r) => r.fresh_at,
         }
     }
 }

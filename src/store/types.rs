@@ -9,6 +9,41 @@ use crate::limiter::{Decision, Params, ScaledTime, State};
 pub enum Scope<'a> {
     Inline,
     Policy(&'a str),
+    /// A key's open reservations (`LIMIT.RESERVE`), under any rule.
+    Reservations,
+}
+
+/// Units taken by `LIMIT.RESERVE` and not yet settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: u64,
+    /// The rule the units were taken under.
+    pub under: Under,
+    /// When they were taken (ns since the epoch).
+    pub taken_at: u64,
+    pub units: u64,
+    /// When an unsettled reservation counts as settled at its estimate.
+    pub deadline: u64,
+}
+
+/// A key's open reservations by id.
+pub type OpenMap = std::collections::HashMap<u64, Reservation, foldhash::fast::RandomState>;
+
+/// What a reservation was taken under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Under {
+    Inline(Params),
+    Policy(Box<str>),
+}
+
+impl Under {
+    /// Heap bytes of the policy's name (0 inline).
+    pub fn name_len(&self) -> usize {
+        match self {
+            Under::Inline(_) => 0,
+            Under::Policy(name) => name.len(),
+        }
+    }
 }
 
 /// A key's state as snapshots exchange it.
@@ -25,6 +60,7 @@ pub struct Entry {
 pub enum Saved {
     Inline { params: Params, state: State },
     Policy(Vec<State>),
+    Reservations(Vec<Reservation>),
 }
 
 /// A borrowed view of a stored state (see [`Store::for_each`]).
@@ -32,6 +68,7 @@ pub enum Saved {
 pub enum SavedRef<'a> {
     Inline { params: Params, state: &'a State },
     Policy(&'a [State]),
+    Reservations(&'a OpenMap),
 }
 
 impl SavedRef<'_> {
@@ -42,6 +79,7 @@ impl SavedRef<'_> {
                 state: state.clone(),
             },
             SavedRef::Policy(states) => Saved::Policy(states.to_vec()),
+            SavedRef::Reservations(open) => Saved::Reservations(open.values().cloned().collect()),
         }
     }
 }
@@ -66,6 +104,9 @@ pub enum Refused {
     /// A refund of a state that cannot give units back (the leaky bucket).
     #[error(transparent)]
     NoRefund(#[from] crate::limiter::refund::NoRefund),
+    /// A reserve on a key that holds the most open reservations a key may.
+    #[error("the key holds {} open reservations, the most a key may hold", super::reserve::MAX_OPEN)]
+    TooManyReservations,
 }
 
 /// The result of a check, and what a waiter needs to give its place back.

@@ -5,7 +5,7 @@ use std::hash::BuildHasher;
 
 use super::SavedRef;
 use super::shard::lock;
-use super::slots::{Entry64, Held, Key, Packed, PolicyStates};
+use super::slots::{Entry64, Held, Key, Packed, PolicyStates, Reservations};
 use super::{Entry, SHARDS, Saved, Store};
 
 /// What [`Store::walk`] shows its visitor.
@@ -144,6 +144,12 @@ impl Store {
                     fresh_at: entry.fresh_at,
                     states,
                 })),
+            ),
+            Saved::Reservations(list) => (
+                Packed::default(),
+                Held::Reservations(Box::new(Reservations::new(
+                    list.into_iter().map(|r| (r.id, r)).collect(),
+                ))),
             ),
         };
         let hash = self.hasher.hash_one(&*map_key);
