@@ -111,3 +111,20 @@ for P in ${PIPELINES:-1 16}; do
     "CL.THROTTLE key:__rand_int__ 99 100 60"
 done
 echo "(median of $RUNS runs of $REQUESTS requests; redis-benchmark --threads $BENCH_THREADS -c 50 -r 100000; $(nproc) cores)"
+
+# Budgets: a LIMIT.RESERVE and then a LIMIT.SETTLE with its id (two round
+# trips of P requests per connection), next to two LIMIT.CHECKs sent the
+# same way (examples/reserve_load.rs, 50 connections, 100,000 keys). Redis
+# has no such pair to compare with.
+cargo build --release --quiet --example reserve_load
+printf '\n%-44s %3s %14s %14s %6s\n' "reserve + settle vs two checks (tollgate)" "P" "checks pairs/s" "r+s pairs/s" "ratio"
+pairs_per_s() {
+  redis-cli -p $TOLLGATE_PORT FLUSHALL >/dev/null
+  ./target/release/examples/reserve_load --port $TOLLGATE_PORT --mode "$1" --pipeline "$2" \
+    --seconds "${PAIR_SECONDS:-5}" | awk '{ for (i = 1; i <= NF; i++) if ($(i+1) == "pairs/s,") print $i }'
+}
+for P in ${PIPELINES:-1 16}; do
+  c=$(pairs_per_s checks $P)
+  p=$(pairs_per_s pairs $P)
+  printf '%-44s %3s %14.0f %14.0f %6s\n' "LIMIT.RESERVE + LIMIT.SETTLE gcra" $P "$c" "$p" "$(ratio "$p" "$c")"
+done

@@ -412,6 +412,24 @@ async fn slots_move_with_their_states_under_load_and_no_check_is_lost() {
             assert!(check(&mut c, key.clone()).await);
         }
     }
+    // Open reservations on some of the keys: they move with them.
+    let mut reserved = Vec::new();
+    let budgets = (0u32..)
+        .map(|i| format!("r:{i}"))
+        .filter(|k| keyslot(k.as_bytes()) <= 1000);
+    for key in budgets.take(5) {
+        let reply: (i64, i64, i64, i64, i64, String) = redis::cmd("LIMIT.RESERVE")
+            .arg(&key)
+            .arg("token_bucket")
+            .arg(100)
+            .arg("1h")
+            .arg("COST")
+            .arg(60)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        reserved.push((key.clone(), reply.5));
+    }
     // The load: every key checked again and again, admissions counted.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
@@ -481,6 +499,16 @@ async fn slots_move_with_their_states_under_load_and_no_check_is_lost() {
             "{key}: 2 before + 3 under load, never more"
         );
         assert!(!check(&mut c, key.clone()).await, "{key} stays spent");
+    }
+    for (key, id) in &reserved {
+        let settled: Vec<i64> = redis::cmd("LIMIT.SETTLE")
+            .arg(key)
+            .arg(id)
+            .arg(10)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(settled[..3], [1, 100, 90], "{key}: settled on its new node");
     }
     let served = |info: String| {
         info.lines()

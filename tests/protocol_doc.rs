@@ -223,6 +223,22 @@ async fn every_documented_error_is_what_the_server_says() {
         ),
         ("ERR Invalid slot", include_str!("cluster.rs")),
         (
+            "ERR leaky_bucket cannot give units back: its queue holds turns already promised; it takes no reservations",
+            include_str!("reserve.rs"),
+        ),
+        (
+            "ERR the extra units would leave the key in debt for more than 183000d; nothing changed",
+            include_str!("reserve.rs"),
+        ),
+        (
+            "ERR the key holds 65536 open reservations, the most a key may hold",
+            include_str!("reserve.rs"),
+        ),
+        (
+            "ERR unknown policy 'x' (the reservation's policy was deleted; it stays open until its timeout)",
+            include_str!("reserve.rs"),
+        ),
+        (
             "ERR invalid numkeys 'x': expected an integer from 1 to 64",
             include_str!("checkall.rs"),
         ),
@@ -514,6 +530,21 @@ async fn every_documented_error_is_what_the_server_says() {
             "ERR unknown subcommand 'x'. Try ACL HELP.",
         ),
         (false, &["SELECT", "1"], "ERR DB index is out of range"),
+        (
+            false,
+            &["LIMIT.SETTLE", "k", "x", "1"],
+            "ERR invalid reservation id 'x': expected 16 hexadecimal digits",
+        ),
+        (
+            false,
+            &["LIMIT.SETTLE", "k", "0123456789abcdef", "x"],
+            "ERR invalid actual 'x': expected an integer from 0 to 1000000000000",
+        ),
+        (
+            false,
+            &["LIMIT.RESERVE", "k", "gcra", "1", "1s", "TIMEOUT", "x"],
+            "ERR invalid timeout 'x': expected a duration from 1ms to 1d",
+        ),
         (false, &["EXEC"], "ERR EXEC without MULTI"),
         (false, &["DISCARD"], "ERR DISCARD without MULTI"),
     ];

@@ -30,14 +30,14 @@ use crate::store::{Part, Rule};
 pub const MAX_KEYS: u64 = 64;
 
 /// One key's rule, parsed.
-enum Target {
+pub(super) enum Target {
     Inline(Params),
     Policy(Arc<Policy>),
 }
 
 /// Reads one rule: `algorithm limit window [BURST n] [BUCKETS n]` or
 /// `POLICY name`.
-fn parse_rule(ctx: &Ctx<'_>, args: &mut Args<'_>) -> Result<Target, CmdError> {
+pub(super) fn parse_rule(ctx: &Ctx<'_>, args: &mut Args<'_>) -> Result<Target, CmdError> {
     let kind = args.required().map_err(|_| CmdError::Syntax)?;
     // A missing rule, whatever follows: the options cannot start one.
     if is(kind, "COST") || is(kind, "DRYRUN") {

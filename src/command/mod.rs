@@ -11,6 +11,7 @@ pub mod introspect;
 pub mod limit;
 pub mod limit_admin;
 pub mod limit_all;
+pub mod limit_reserve;
 pub mod migrate;
 pub mod server;
 pub mod session;
@@ -154,6 +155,7 @@ pub static COMMANDS: LazyLock<Vec<&'static CommandSpec>> = LazyLock::new(|| {
         server::ROWS,
         cluster::ROWS,
         limit_all::ROWS,
+        limit_reserve::ROWS,
     ]
     .into_iter()
     .flatten()

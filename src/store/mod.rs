@@ -37,9 +37,9 @@ use keys::with_map_key;
 pub use keys::{decode_key, encode_key};
 pub use memory::EvictionPolicy;
 pub use multi::{Part, Rule};
+pub use reserve::{MAX_OPEN, Reserved, SettleError, Settled};
 use shard::{Locked, PaddedShard, Shard, lock};
 use slots::{Entry64, Held, Key, Packed, PolicyStates};
-pub use reserve::{MAX_OPEN, Reserved, SettleError, Settled};
 pub use types::{
     Checked, Entry, KeyView, OpenMap, Refused, Reservation, Saved, SavedRef, Scope, Under,
     WrongType,
@@ -87,7 +87,7 @@ impl Store {
             shards: (0..SHARDS).map(|_| PaddedShard::default()).collect(),
             // Each process starts its ids elsewhere, so ids restored from a
             // snapshot or moved in from another node do not meet new ones.
-            reservations: AtomicU64::new(hasher.hash_one(0x7265_7365_7276_65u64)),
+            reservations: AtomicU64::new(hasher.hash_one(0x0072_6573_6572_7665_u64)),
             hasher,
             changed: AtomicBool::new(false),
             changes: Default::default(),

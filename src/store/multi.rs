@@ -124,7 +124,13 @@ impl Store {
     }
 
     /// Puts back what `map_key` held before a check that was not admitted.
-    pub(super) fn give_back(&self, shard: &mut Shard, hash: u64, map_key: &[u8], held: Option<Entry64>) {
+    pub(super) fn give_back(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        map_key: &[u8],
+        held: Option<Entry64>,
+    ) {
         match (shard.find(hash, map_key), held) {
             (Some(i), Some(old)) => {
                 shard.heap = shard.heap - shard.slots[i].heap_bytes() + old.heap_bytes();

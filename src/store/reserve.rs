@@ -231,9 +231,9 @@ impl Store {
         };
         let policy = match &under {
             Under::Inline(_) => None,
-            Under::Policy(name) => Some(
-                policy_of(name).ok_or_else(|| SettleError::NoPolicy(name.to_string()))?,
-            ),
+            Under::Policy(name) => {
+                Some(policy_of(name).ok_or_else(|| SettleError::NoPolicy(name.to_string()))?)
+            }
         };
         let state_key = match &policy {
             Some(p) => map_key(Scope::Policy(&p.name), key),
@@ -272,7 +272,8 @@ impl Store {
                 self.apply_in(&mut pair.state, sh, &state_key, now, step, fresh)??
             }
             (Under::Policy(_), Some(p)) => {
-                let step = |entry: &mut Entry64| Ok(self.policy_settle(p, now, taken_at, adjust, entry));
+                let step =
+                    |entry: &mut Entry64| Ok(self.policy_settle(p, now, taken_at, adjust, entry));
                 let fresh = || policy_fresh(&state_key, p);
                 self.apply_in(&mut pair.state, sh, &state_key, now, step, fresh)??
             }

@@ -105,7 +105,10 @@ pub enum Refused {
     #[error(transparent)]
     NoRefund(#[from] crate::limiter::refund::NoRefund),
     /// A reserve on a key that holds the most open reservations a key may.
-    #[error("the key holds {} open reservations, the most a key may hold", super::reserve::MAX_OPEN)]
+    #[error(
+        "the key holds {} open reservations, the most a key may hold",
+        super::reserve::MAX_OPEN
+    )]
     TooManyReservations,
 }
 

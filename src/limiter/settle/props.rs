@@ -82,16 +82,18 @@ fn run(algorithm: Algorithm, burst: u64, ops: &[(Op, u64)]) -> Result<usize, Tes
         };
         match *op {
             Op::Check(cost) | Op::Reserve(cost) => {
-                if s.check(&p, now, Request::take(cost)).allowed && cost > 0 {
+                let allowed = s.check(&p, now, Request::take(cost)).allowed;
+                if allowed && cost > 0 {
                     events.push((now, i128::from(cost)));
                     prop_assert!(
                         within(&p, &events, now),
                         "over the rule at {now}: {events:?}"
                     );
                     admitted += 1;
-                    if matches!(op, Op::Reserve(_)) {
-                        open.push((now, cost));
-                    }
+                }
+                // A reserve of 0 (post-paid) is settled at the usage later.
+                if allowed && matches!(op, Op::Reserve(_)) {
+                    open.push((now, cost));
                 }
             }
             Op::Settle(i, actual) if !open.is_empty() => {

@@ -231,14 +231,23 @@ fn open_reservations_survive_a_snapshot() {
     for (key, entry) in contents.entries {
         restored.insert_raw(key, entry);
     }
-    assert_eq!(restored.reservations(b"k", T0), store.reservations(b"k", T0));
-    let s = restored.settle(b"k", a, 10, T0 + SECOND, no_policy).unwrap();
+    assert_eq!(
+        restored.reservations(b"k", T0),
+        store.reservations(b"k", T0)
+    );
+    let s = restored
+        .settle(b"k", a, 10, T0 + SECOND, no_policy)
+        .unwrap();
     assert_eq!(s.decision.remaining, 90);
     let found = |_: &str| Some(policy.clone());
     assert!(restored.settle(b"k", b, 7, T0 + SECOND, found).is_ok());
     // A new reservation on the restored store gets an id of its own.
     let c = restored
-        .reserve(part(b"k", Rule::Inline(&p), 1), T0 + SECOND, T0 + 9 * SECOND)
+        .reserve(
+            part(b"k", Rule::Inline(&p), 1),
+            T0 + SECOND,
+            T0 + 9 * SECOND,
+        )
         .unwrap()
         .id
         .unwrap();
