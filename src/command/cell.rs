@@ -86,6 +86,11 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
     ctx.shared
         .metrics
         .record(Metrics::series(Algorithm::Gcra), !reply.limited);
+    let clock = &*ctx.shared.engine.clock;
+    ctx.shared
+        .metrics
+        .top
+        .record(argv[1], !reply.limited, clock);
     Ok(Reply::decision(reply.fields()).into())
 }
 

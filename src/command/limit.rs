@@ -188,6 +188,11 @@ fn answer(
         Target::Policy(_) => metrics::POLICY,
     };
     shared.metrics.record(series, decision.allowed);
+    let clock = &*shared.engine.clock;
+    shared
+        .metrics
+        .top
+        .record(cmd.key.as_ref(), decision.allowed, clock);
     if !cmd.verbose {
         return Reply::decision(decision.fields());
     }

@@ -126,7 +126,9 @@ pub fn check_all(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError>
     let denied = decisions.iter().position(|d| !d.allowed);
     let mut replies = Vec::with_capacity(numkeys);
     let mut delay = 0;
-    for (target, mut d) in targets.iter().zip(decisions) {
+    for ((target, mut d), key) in targets.iter().zip(decisions).zip(keys) {
+        let clock = &*shared.engine.clock;
+        shared.metrics.top.record(key, d.allowed, clock);
         let series = match target {
             Target::Inline(p) => Metrics::series(p.algorithm),
             Target::Policy(_) => metrics::POLICY,

@@ -80,6 +80,9 @@ pub fn reserve(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let now = ctx.now();
     let deadline = now.saturating_add(timeout.unwrap_or(DEFAULT_TIMEOUT_NS));
     let reserved = ctx.engine().store.reserve(part, now, deadline)?;
+    let clock = &*ctx.shared.engine.clock;
+    let allowed = reserved.decision.allowed;
+    ctx.shared.metrics.top.record(key, allowed, clock);
     let mut fields = ints(&reserved.decision);
     fields.push(match reserved.id {
         Some(id) => Reply::bulk(format!("{id:016x}")),

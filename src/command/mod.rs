@@ -12,6 +12,7 @@ pub mod limit;
 pub mod limit_admin;
 pub mod limit_all;
 pub mod limit_reserve;
+pub mod limit_top;
 pub mod migrate;
 pub mod server;
 pub mod session;
@@ -156,6 +157,7 @@ pub static COMMANDS: LazyLock<Vec<&'static CommandSpec>> = LazyLock::new(|| {
         cluster::ROWS,
         limit_all::ROWS,
         limit_reserve::ROWS,
+        limit_top::ROWS,
     ]
     .into_iter()
     .flatten()

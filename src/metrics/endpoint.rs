@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::top::{METRICS_TOP, Ranking};
 use super::{Metrics, POLICY, series_name};
 use crate::state::Shared;
 
@@ -177,6 +178,28 @@ impl Collector for ServerCollector {
         for (domain, _, over) in &rls {
             let labels = [("domain", domain.as_str())];
             ConstCounter::new(*over).encode(shadow.encode_family(&labels)?)?;
+        }
+        let now = s.engine.clock.now();
+        for (name, help, ranking) in [
+            (
+                "tollgate_top_checks",
+                "The keys checked most over the last one to two minutes (estimated; see LIMIT.TOP), by rank from 1.",
+                Ranking::Checks,
+            ),
+            (
+                "tollgate_top_denials",
+                "The keys denied most over the last one to two minutes (estimated; see LIMIT.TOP), by rank from 1.",
+                Ranking::Denials,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (rank, h) in m.top.heaviest(ranking, METRICS_TOP, now).iter().enumerate() {
+                let rank = (rank + 1).to_string();
+                let key = String::from_utf8_lossy(&h.key);
+                let labels = [("rank", rank.as_str()), ("key", key.as_ref())];
+                let count = i64::try_from(h.count).unwrap_or(i64::MAX);
+                ConstGauge::new(count).encode(family.encode_family(&labels)?)?;
+            }
         }
         let mut checks = encoder.encode_descriptor(
             "tollgate_checks",

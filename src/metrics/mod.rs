@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::limiter::Algorithm;
 
 pub mod endpoint;
+pub mod top;
 
 /// Index of the policy counters in `allowed` and `denied`.
 pub const POLICY: usize = 6;
@@ -121,6 +122,8 @@ pub struct Metrics {
     /// (`TRYAGAIN`) in cluster mode.
     pub cluster_moved: AtomicU64,
     pub cluster_tryagain: AtomicU64,
+    /// The heaviest keys by checks and by denials (`LIMIT.TOP`).
+    pub top: top::Top,
 }
 
 impl Default for Metrics {
@@ -134,6 +137,7 @@ impl Default for Metrics {
             auth_failure_log: Default::default(),
             cluster_moved: AtomicU64::new(0),
             cluster_tryagain: AtomicU64::new(0),
+            top: Default::default(),
         }
     }
 }
