@@ -91,6 +91,20 @@ async fn reserve_then_settle_gives_back_or_takes_the_difference() {
     assert_eq!(d[2], 400);
     let s = close(&mut c, &["LIMIT.REFUND", "u:42", &id.unwrap()]).await;
     assert_eq!(s[..3], [1, 10000, 1000]);
+    // Counted: 4 opened (a denied reserve opens none), 2 settled, 1 refunded.
+    let stats = common::info(&mut c, "stats").await;
+    for line in [
+        "reservations_opened:4",
+        "reservations_settled:2",
+        "reservations_refunded:1",
+    ] {
+        assert!(stats.contains(line), "{line} in {stats}");
+    }
+    let text = tollgate::metrics::endpoint::render(&server.shared);
+    assert!(
+        text.contains("tollgate_reservations_total{event=\"settled\"} 2"),
+        "{text}"
+    );
     server.stop().await;
 }
 

@@ -83,6 +83,9 @@ pub fn reserve(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let clock = &*ctx.shared.engine.clock;
     let allowed = reserved.decision.allowed;
     ctx.shared.metrics.top.record(key, allowed, clock);
+    if reserved.id.is_some() {
+        count(&ctx.shared.metrics.reservations_opened);
+    }
     let mut fields = ints(&reserved.decision);
     fields.push(match reserved.id {
         Some(id) => Reply::bulk(format!("{id:016x}")),
@@ -94,12 +97,20 @@ pub fn reserve(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
 /// `LIMIT.SETTLE key id actual`.
 pub fn settle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let actual = parse_count("actual", argv[3], 0)?;
-    close(ctx, argv[1], argv[2], actual)
+    let reply = close(ctx, argv[1], argv[2], actual)?;
+    count(&ctx.shared.metrics.reservations_settled);
+    Ok(reply)
 }
 
 /// `LIMIT.REFUND key id`: a settle at 0.
 pub fn refund(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
-    close(ctx, argv[1], argv[2], 0)
+    let reply = close(ctx, argv[1], argv[2], 0)?;
+    count(&ctx.shared.metrics.reservations_refunded);
+    Ok(reply)
+}
+
+fn count(counter: &std::sync::atomic::AtomicU64) {
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Settles reservation `id` of `key` at `actual` units.

@@ -217,7 +217,7 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
         let get = Metrics::get;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nprotocol_errors:{}\r\nacl_access_denied_auth:{}\r\nevicted_clients:{}\r\nevicted_keys:{}\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nprotocol_errors:{}\r\nacl_access_denied_auth:{}\r\nevicted_clients:{}\r\nevicted_keys:{}\r\nreservations_opened:{}\r\nreservations_settled:{}\r\nreservations_refunded:{}\r\n",
             get(&m.connections_received),
             m.commands(),
             get(&m.rejected_connections),
@@ -225,6 +225,9 @@ pub fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
             get(&m.auth_failures),
             get(&shared.clients.evicted),
             shared.engine.store.evicted_keys(),
+            get(&m.reservations_opened),
+            get(&m.reservations_settled),
+            get(&m.reservations_refunded),
         );
         let names = Algorithm::ALL.iter().map(|a| a.name()).chain(["policy"]);
         for (i, name) in names.enumerate() {

@@ -179,6 +179,20 @@ impl Collector for ServerCollector {
             let labels = [("domain", domain.as_str())];
             ConstCounter::new(*over).encode(shadow.encode_family(&labels)?)?;
         }
+        let mut reservations = encoder.encode_descriptor(
+            "tollgate_reservations",
+            "Reservations opened (LIMIT.RESERVE admitted), settled (LIMIT.SETTLE) and refunded (LIMIT.REFUND).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (event, v) in [
+            ("opened", &m.reservations_opened),
+            ("settled", &m.reservations_settled),
+            ("refunded", &m.reservations_refunded),
+        ] {
+            let labels = [("event", event)];
+            ConstCounter::new(Metrics::get(v)).encode(reservations.encode_family(&labels)?)?;
+        }
         let now = s.engine.clock.now();
         for (name, help, ranking) in [
             (

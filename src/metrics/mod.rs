@@ -122,6 +122,11 @@ pub struct Metrics {
     /// (`TRYAGAIN`) in cluster mode.
     pub cluster_moved: AtomicU64,
     pub cluster_tryagain: AtomicU64,
+    /// Reservations opened (`LIMIT.RESERVE` admitted), settled
+    /// (`LIMIT.SETTLE`) and refunded (`LIMIT.REFUND`).
+    pub reservations_opened: AtomicU64,
+    pub reservations_settled: AtomicU64,
+    pub reservations_refunded: AtomicU64,
     /// The heaviest keys by checks and by denials (`LIMIT.TOP`).
     pub top: top::Top,
 }
@@ -137,6 +142,9 @@ impl Default for Metrics {
             auth_failure_log: Default::default(),
             cluster_moved: AtomicU64::new(0),
             cluster_tryagain: AtomicU64::new(0),
+            reservations_opened: AtomicU64::new(0),
+            reservations_settled: AtomicU64::new(0),
+            reservations_refunded: AtomicU64::new(0),
             top: Default::default(),
         }
     }
