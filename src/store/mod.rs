@@ -310,13 +310,7 @@ impl Store {
         entry: &mut Entry64,
     ) -> (Decision, usize) {
         let rules = &policy.rules;
-        let Held::Policy(held) = &mut entry.held else {
-            unreachable!("policy map keys hold policy states");
-        };
-        if held.fresh_at <= now {
-            held.states.clear();
-        }
-        policy::align_states(&mut held.states, rules);
+        let held = policy_held(entry, rules, now);
         let (decision, reset, rule) = policy::check_all(&mut held.states, rules, now, request);
         if let Some(reset) = reset
             && request.cost > 0
@@ -417,6 +411,19 @@ fn inline_fresh(map_key: &[u8], params: &Params) -> Entry64 {
         params: Packed::new(params),
         held: Held::Inline(State::fresh(params)),
     }
+}
+
+/// The states of a policy key at `now`: dropped if they are fresh, then
+/// one per rule of `rules`.
+fn policy_held<'e>(entry: &'e mut Entry64, rules: &[Params], now: u64) -> &'e mut PolicyStates {
+    let Held::Policy(held) = &mut entry.held else {
+        unreachable!("policy map keys hold policy states");
+    };
+    if held.fresh_at <= now {
+        held.states.clear();
+    }
+    policy::align_states(&mut held.states, rules);
+    held
 }
 
 /// The slot of a key under `policy` with no state yet.

@@ -312,13 +312,7 @@ impl Store {
         entry: &mut Entry64,
     ) -> Result<(Decision, bool), Unsettled> {
         let rules = &policy.rules;
-        let Held::Policy(held) = &mut entry.held else {
-            unreachable!("policy map keys hold policy states");
-        };
-        if held.fresh_at <= now {
-            held.states.clear();
-        }
-        policy::align_states(&mut held.states, rules);
+        let held = super::policy_held(entry, rules, now);
         let mut states = held.states.clone();
         let mut in_window = false;
         for (state, rule) in states.iter_mut().zip(rules) {
