@@ -466,3 +466,31 @@ async fn connections_and_request_sizes_are_bounded() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn limit_top_counts_the_descriptors_envoy_sends() {
+    let (server, mut client) = server(TOML).await;
+    for _ in 0..640 {
+        code(&mut client, "d", &[&[("token_bucket", "u1")]]).await;
+    }
+    // A descriptor that meets no limit is not counted.
+    for _ in 0..640 {
+        code(&mut client, "d", &[&[("nothing", "here")]]).await;
+    }
+    let mut c = server.conn().await;
+    let rows: Vec<(String, i64, i64)> = redis::from_redis_value(
+        common::run(&mut c, &["LIMIT.TOP", "DENIALS"])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].0, "d|token_bucket=u1");
+    // 637 denials, within the documented bound (five deviations).
+    let noise = 5.0 * (16.0f64 * 637.0).sqrt() + 16.0;
+    assert!(
+        ((rows[0].1 - 637).abs() as f64) <= rows[0].2 as f64 + noise,
+        "{rows:?}"
+    );
+    server.stop().await;
+}

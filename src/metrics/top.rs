@@ -212,6 +212,15 @@ impl Top {
         }
     }
 
+    /// [`Top::record`] for a key that is built only if the check is
+    /// sampled.
+    #[inline]
+    pub fn record_with(&self, allowed: bool, clock: &dyn Clock, key: impl FnOnce() -> Vec<u8>) {
+        if sampled() {
+            self.count(&key(), allowed, clock.now(), SAMPLE_EVERY, stripe());
+        }
+    }
+
     /// Adds `weight` checks of `key` at `now` to stripe `stripe`.
     #[cold]
     pub fn count(&self, key: &[u8], allowed: bool, now: u64, weight: u64, stripe: usize) {

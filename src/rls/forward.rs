@@ -49,6 +49,18 @@ pub fn decide_here(
     let now = shared.engine.now();
     let options = shared.rls.options;
     let outcome = decide(&shared.engine, &domains, options, request, now, commit)?;
+    if commit && outcome.known_domain {
+        // LIMIT.TOP counts each descriptor that met a limit, by its key.
+        let statuses = &outcome.response.statuses;
+        let clock = &*shared.engine.clock;
+        for (d, status) in request.descriptors.iter().zip(statuses) {
+            let over = status.code == Code::OverLimit as i32;
+            if over || status.current_limit.is_some() {
+                let key = || store_key(&request.domain, entries(d));
+                shared.metrics.top.record_with(!over, clock, key);
+            }
+        }
+    }
     if outcome.shadow_over > 0 {
         shared
             .rls
