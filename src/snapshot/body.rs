@@ -11,7 +11,9 @@ use crate::limiter::sliding_window::SlidingWindow;
 use crate::limiter::token_bucket::TokenBucket;
 use crate::limiter::{Algorithm, MAX_BUCKETS, MAX_COUNT, MAX_WINDOW_NS, Params, ScaledTime, State};
 use crate::policy::Policy;
-use crate::store::{Entry, Reservation, Saved, SavedRef, Scope, Under};
+use crate::store::{Entry, Saved, SavedRef, Scope};
+
+mod reservations;
 
 /// The start of the body: when it was written and the run-time policies
 /// (config-file policies come from the config file).
@@ -51,25 +53,9 @@ pub(super) fn put_entry(out: &mut Vec<u8>, key: &[u8], fresh_at: u64, slot: Save
                 put_state(out, s);
             }
         }
-        SavedRef::Reservations(list) => {
+        SavedRef::Reservations(open) => {
             out.push(2);
-            put_u32(out, list.len() as u32);
-            for r in list.values() {
-                put_u64(out, r.id);
-                match &r.under {
-                    Under::Inline(params) => {
-                        out.push(0);
-                        put_params(out, params);
-                    }
-                    Under::Policy(name) => {
-                        out.push(1);
-                        put_bytes(out, name.as_bytes());
-                    }
-                }
-                put_u64(out, r.taken_at);
-                put_u64(out, r.units);
-                put_u64(out, r.deadline);
-            }
+            reservations::put(out, open);
         }
     }
 }
@@ -253,32 +239,6 @@ impl<R: std::io::Read> Reader<R> {
             .get(usize::from(tag))
             .copied()
             .ok_or_else(|| format!("unknown algorithm tag {tag}"))
-    }
-
-    /// One open reservation: id, rule (0 and its numbers, or 1 and a
-    /// policy's name), when taken, units, deadline.
-    fn reservation(&mut self) -> Read<Reservation> {
-        let id = self.u64()?;
-        let under = match self.u8()? {
-            0 => Under::Inline(self.params()?),
-            1 => {
-                let name = std::str::from_utf8(self.bytes()?)
-                    .map_err(|_| "a policy name is not UTF-8".to_string())?;
-                Under::Policy(name.into())
-            }
-            tag => return Err(format!("unknown reservation rule tag {tag}")),
-        };
-        let (taken_at, units, deadline) = (self.u64()?, self.u64()?, self.u64()?);
-        if units > MAX_COUNT {
-            return Err(format!("reservation of {units} units is out of range"));
-        }
-        Ok(Reservation {
-            id,
-            under,
-            taken_at,
-            units,
-            deadline,
-        })
     }
 
     fn params(&mut self) -> Read<Params> {
