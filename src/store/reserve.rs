@@ -279,19 +279,24 @@ impl Store {
             }
             (Under::Policy(_), None) => unreachable!("the policy was found above"),
         };
-        // Found again: the state's step may have moved slots of a shared shard.
+        // Found again: the state's step may have moved slots of a shared
+        // shard, or (under volatile-ttl, making room for the state) evicted
+        // the reservations, which settles them at their estimates anyway.
         let shard = pair.reservations();
-        let Some(slot) = shard.find(rh, &res_key) else {
-            unreachable!("the reservation was found under the same locks");
-        };
-        let Held::Reservations(r) = &mut shard.slots[slot].held else {
-            unreachable!("reservation map keys hold reservations");
-        };
-        if let Some(gone) = r.open.remove(&id) {
-            r.names -= gone.under.name_len();
-        }
-        if r.open.is_empty() {
-            shard.remove(rh, slot, &self.hasher);
+        if let Some(slot) = shard.find(rh, &res_key) {
+            let before = shard.slots[slot].heap_bytes();
+            let Held::Reservations(r) = &mut shard.slots[slot].held else {
+                unreachable!("reservation map keys hold reservations");
+            };
+            if let Some(gone) = r.open.remove(&id) {
+                r.names -= gone.under.name_len();
+            }
+            let empty = r.open.is_empty();
+            // The shard's byte count follows the slot's (a policy's name left).
+            shard.heap = shard.heap + shard.slots[slot].heap_bytes() - before;
+            if empty {
+                shard.remove(rh, slot, &self.hasher);
+            }
         }
         self.touch();
         Ok(Settled {

@@ -253,3 +253,43 @@ fn open_reservations_survive_a_snapshot() {
         .unwrap();
     assert!(c != a && c != b);
 }
+
+#[test]
+fn the_byte_count_comes_back_to_nothing_once_reservations_close() {
+    let store = Store::new();
+    let policy = Arc::new(Policy {
+        name: "a-policy-with-a-long-name-to-count".into(),
+        rules: vec![Params::new(Algorithm::TokenBucket, 1000, SECOND)],
+        from_config: false,
+    });
+    let found = |_: &str| Some(policy.clone());
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let key = format!("k{}", i % 7);
+        let r = store
+            .reserve(
+                part(key.as_bytes(), Rule::Policy(&policy), 1),
+                T0,
+                T0 + SECOND,
+            )
+            .unwrap();
+        ids.push((key, r.id.unwrap()));
+    }
+    // Half settled (some leave a slot with others still open), half left
+    // to time out.
+    for (key, id) in ids.iter().step_by(2) {
+        store.settle(key.as_bytes(), *id, 0, T0, found).unwrap();
+    }
+    let counted = |store: &Store| -> (usize, usize) {
+        store.shards.iter().fold((0, 0), |(h, real), s| {
+            let s = s.lock();
+            let sum: usize = s.slots.iter().map(|e| e.heap_bytes()).sum();
+            (h + s.heap, real + sum)
+        })
+    };
+    let (heap, real) = counted(&store);
+    assert_eq!(heap, real, "the count follows every slot");
+    store.sweep(u64::MAX);
+    assert!(store.is_empty());
+    assert_eq!(counted(&store), (0, 0));
+}
