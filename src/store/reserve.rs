@@ -368,3 +368,6 @@ fn scramble(n: u64) -> u64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod props;

@@ -7,6 +7,7 @@
 use proptest::prelude::*;
 
 use super::super::testing::*;
+
 use super::super::{Algorithm, Params, Request, State};
 use super::Adjust;
 
@@ -28,35 +29,6 @@ fn op() -> impl Strategy<Value = Op> {
         any::<prop::sample::Index>().prop_map(|i| Op::Refund(i.index(64))),
         any::<prop::sample::Index>().prop_map(|i| Op::Timeout(i.index(64))),
     ]
-}
-
-/// Units counted at a time (negative: given back).
-type Events = Vec<(u64, i128)>;
-
-/// Whether the units consumed fit the rule for a request admitted at `t`.
-fn within(p: &Params, events: &Events, t: u64) -> bool {
-    let sum = |from: u64| -> i128 {
-        events
-            .iter()
-            .filter(|(at, _)| *at >= from && *at <= t)
-            .map(|(_, n)| n)
-            .sum()
-    };
-    let (limit, window) = (i128::from(p.limit), i128::from(p.window));
-    match p.algorithm {
-        // Over every span [s, t]: BURST plus the refill in it.
-        Algorithm::TokenBucket | Algorithm::Gcra => events.iter().all(|&(s, _)| {
-            s > t || sum(s) * window <= i128::from(p.burst) * window + i128::from(t - s) * limit
-        }),
-        Algorithm::FixedWindow => sum(t - t % p.window) <= limit,
-        Algorithm::SlidingLog => sum((t + 1).saturating_sub(p.window)) <= limit,
-        Algorithm::SlidingWindow => {
-            let width = p.window / u64::from(p.buckets);
-            let first = (t / width + 1).saturating_sub(u64::from(p.buckets));
-            sum(first * width) <= limit
-        }
-        Algorithm::LeakyBucket => unreachable!("the leaky bucket takes no settle"),
-    }
 }
 
 fn run(algorithm: Algorithm, burst: u64, ops: &[(Op, u64)]) -> Result<usize, TestCaseError> {
