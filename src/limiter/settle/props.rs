@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::super::testing::*;
 
-use super::super::{Algorithm, Params, Request, State};
+use super::super::{Algorithm, Request, State};
 use super::Adjust;
 
 #[derive(Debug, Clone)]
