@@ -532,6 +532,11 @@ async fn every_documented_error_is_what_the_server_says() {
         (false, &["SELECT", "1"], "ERR DB index is out of range"),
         (
             false,
+            &["LIMIT.PENDING", "k", "COUNT", "x"],
+            "ERR invalid count 'x': expected an integer from 1 to 65536",
+        ),
+        (
+            false,
             &["LIMIT.TOP", "COUNT", "x"],
             "ERR invalid count 'x': expected an integer from 1 to 100",
         ),

@@ -367,3 +367,52 @@ async fn a_key_holds_at_most_65536_open_reservations() {
     assert_eq!(left[2], 1_000_000 - 65_536);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn limit_pending_lists_the_open_ones_oldest_first() {
+    let server = TestServer::manual_with(Config::from_toml(POLICY).unwrap()).await;
+    let mut c = server.conn().await;
+    let (_, a) = reserve(&mut c, "u token_bucket 100 1m BURST 200 COST 30 TIMEOUT 1m").await;
+    server.advance_ms(1_500);
+    let (_, b) = reserve(&mut c, "u POLICY llm COST 5").await;
+    let (_, done) = reserve(&mut c, "u token_bucket 100 1m BURST 200 COST 1").await;
+    close(&mut c, &["LIMIT.REFUND", "u", &done.unwrap()]).await;
+    let value = run(&mut c, &["LIMIT.PENDING", "u"]).await.unwrap();
+    let rows: Vec<(String, i64, i64, i64, String)> = redis::from_redis_value(value).unwrap();
+    assert_eq!(
+        rows,
+        [
+            (
+                a.unwrap(),
+                30,
+                1500,
+                58500,
+                "token_bucket 100 60000ms BURST 200".to_string()
+            ),
+            (b.clone().unwrap(), 5, 0, 600_000, "POLICY llm".to_string()),
+        ]
+    );
+    let value = run(&mut c, &["LIMIT.PENDING", "u", "COUNT", "1"])
+        .await
+        .unwrap();
+    let rows: Vec<Value> = redis::from_redis_value(value).unwrap();
+    assert_eq!(rows.len(), 1);
+    // Past the first one's timeout only the second is listed.
+    server.advance_ms(58_500);
+    let value = run(&mut c, &["LIMIT.PENDING", "u"]).await.unwrap();
+    let rows: Vec<(String, i64, i64, i64, String)> = redis::from_redis_value(value).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(Some(rows[0].0.clone()), b);
+    assert_eq!(
+        run(&mut c, &["LIMIT.PENDING", "none"]).await.unwrap(),
+        Value::Array(vec![])
+    );
+    let e = error(&mut c, &["LIMIT.PENDING", "u", "COUNT", "0"]).await;
+    assert_eq!(
+        e,
+        "ERR invalid count '0': expected an integer from 1 to 65536"
+    );
+    let e = error(&mut c, &["LIMIT.PENDING", "u", "LIMIT", "1"]).await;
+    assert_eq!(e, "ERR syntax error");
+    server.stop().await;
+}

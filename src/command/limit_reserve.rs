@@ -8,6 +8,7 @@
 //! LIMIT.RESERVE key POLICY name [COST n] [TIMEOUT duration]
 //! LIMIT.SETTLE key id actual
 //! LIMIT.REFUND key id
+//! LIMIT.PENDING key [COUNT n]
 //! ```
 //! RESERVE answers the five decision integers and the reservation's id
 //! (nil when denied); SETTLE and REFUND answer the key's five integers for
@@ -18,17 +19,20 @@ use super::limit::set_once;
 use super::limit_all::{Target, parse_rule};
 use super::table::{CommandSpec, Flags, command};
 use super::{Ctx, Outcome};
+use crate::clock::NANOS_PER_MS;
 use crate::error::{CmdError, printable};
 use crate::limiter::refund::NoRefund;
-use crate::limiter::rule::{parse_count, parse_duration};
-use crate::limiter::{Algorithm, Decision};
+use crate::limiter::rule::{parse_count, parse_count_in, parse_duration};
+use crate::limiter::{Algorithm, DEFAULT_BUCKETS, Decision, ns_to_ms_ceil};
 use crate::reply::Reply;
-use crate::store::{Part, Rule, SettleError, Settled};
+use crate::store::{MAX_OPEN, Part, Rule, SettleError, Settled, Under};
 
 /// How long a reservation stays open when `TIMEOUT` is not given.
 pub const DEFAULT_TIMEOUT_NS: u64 = 10 * 60 * 1_000_000_000;
 /// The longest `TIMEOUT`: one day.
 pub const MAX_TIMEOUT_NS: u64 = 24 * 3600 * 1_000_000_000;
+/// Reservations LIMIT.PENDING lists when `COUNT` is not given.
+pub const DEFAULT_LISTED: usize = 100;
 
 /// `LIMIT.RESERVE`.
 pub fn reserve(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
@@ -135,6 +139,62 @@ fn close(ctx: &mut Ctx<'_>, key: &[u8], id: &[u8], actual: u64) -> Result<Outcom
     Ok(answer(&settled).into())
 }
 
+/// `LIMIT.PENDING key [COUNT n]`: the key's open reservations,
+/// oldest first, each `[id, units, age_ms, ttl_ms, rule]`.
+pub fn list(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
+    let mut args = Args::new(&argv[2..]);
+    let mut count = None;
+    while let Some(word) = args.next_arg() {
+        if !is(word, "COUNT") {
+            return Err(CmdError::Syntax);
+        }
+        let n = parse_count_in("count", args.required()?, 1, MAX_OPEN as u64)?;
+        set_once(&mut count, n as usize)?;
+    }
+    let now = ctx.now();
+    let open = ctx.engine().store.reservations(argv[1], now);
+    let ms = |ns: u64| Reply::Int(ns_to_ms_ceil(ns));
+    let rows = open
+        .iter()
+        .take(count.unwrap_or(DEFAULT_LISTED))
+        .map(|r| {
+            Reply::Array(vec![
+                Reply::bulk(format!("{:016x}", r.id)),
+                Reply::Int(i64::try_from(r.units).unwrap_or(i64::MAX)),
+                Reply::Int(
+                    i64::try_from(now.saturating_sub(r.taken_at) / NANOS_PER_MS)
+                        .unwrap_or(i64::MAX),
+                ),
+                ms(r.deadline.saturating_sub(now)),
+                Reply::bulk(rule_text(&r.under)),
+            ])
+        })
+        .collect();
+    Ok(Reply::Array(rows).into())
+}
+
+/// A reservation's rule in LIMIT.CHECK's words.
+fn rule_text(under: &Under) -> String {
+    match under {
+        Under::Policy(name) => format!("POLICY {name}"),
+        Under::Inline(p) => {
+            let mut text = format!(
+                "{} {} {}ms",
+                p.algorithm.name(),
+                p.limit,
+                p.window / NANOS_PER_MS
+            );
+            if p.algorithm.uses_burst() && p.burst != p.limit {
+                text.push_str(&format!(" BURST {}", p.burst));
+            }
+            if p.algorithm.uses_buckets() && p.buckets != DEFAULT_BUCKETS {
+                text.push_str(&format!(" BUCKETS {}", p.buckets));
+            }
+            text
+        }
+    }
+}
+
 /// The five integers of a look at the key, and 1 if the reservation's
 /// window was still current (0: it had passed, nothing changed).
 fn answer(settled: &Settled) -> Reply {
@@ -174,4 +234,7 @@ pub(super) static ROWS: &[CommandSpec] = &[
     command! { "limit.refund", 3, [WRITE, FAST], (1, 1, 1), "tollgate", "0.1.0",
     "Gives back all of a reservation's units at once.",
     refund },
+    command! { "limit.pending", -2, [READONLY], (1, 1, 1), "tollgate", "0.1.0",
+    "Lists a key's open reservations, oldest first.",
+    list, max = 4 },
 ];
