@@ -93,10 +93,13 @@ async fn reserve_then_settle_gives_back_or_takes_the_difference() {
     assert_eq!(s[..3], [1, 10000, 1000]);
     // Counted: 4 opened (a denied reserve opens none), 2 settled, 1 refunded.
     let stats = common::info(&mut c, "stats").await;
+    // Each reserve is a check too (6 with the look, one denied).
     for line in [
         "reservations_opened:4",
         "reservations_settled:2",
         "reservations_refunded:1",
+        "checks_token_bucket:6",
+        "denied_token_bucket:1",
     ] {
         assert!(stats.contains(line), "{line} in {stats}");
     }

@@ -24,6 +24,7 @@ use crate::error::{CmdError, printable};
 use crate::limiter::refund::NoRefund;
 use crate::limiter::rule::{parse_count, parse_count_in, parse_duration};
 use crate::limiter::{Algorithm, DEFAULT_BUCKETS, Decision, ns_to_ms_ceil};
+use crate::metrics::{self, Metrics};
 use crate::reply::Reply;
 use crate::store::{MAX_OPEN, Part, Rule, SettleError, Settled, Under};
 
@@ -84,8 +85,14 @@ pub fn reserve(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let now = ctx.now();
     let deadline = now.saturating_add(timeout.unwrap_or(DEFAULT_TIMEOUT_NS));
     let reserved = ctx.engine().store.reserve(part, now, deadline)?;
+    // A reserve is a check: counted as one, by its algorithm (or policy).
     let clock = &*ctx.shared.engine.clock;
     let allowed = reserved.decision.allowed;
+    let series = match &target {
+        Target::Inline(p) => Metrics::series(p.algorithm),
+        Target::Policy(_) => metrics::POLICY,
+    };
+    ctx.shared.metrics.record(series, allowed);
     ctx.shared.metrics.top.record(key, allowed, clock);
     if reserved.id.is_some() {
         count(&ctx.shared.metrics.reservations_opened);
