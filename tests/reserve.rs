@@ -246,6 +246,7 @@ rules = [{ algorithm = "leaky_bucket", limit = 10, window = "1s" }]
             &["LIMIT.RESERVE", "k", "POLICY", "nope"],
             "ERR unknown policy 'nope'",
         ),
+        (&["LIMIT.RESERVE", "k", "gcra", "10"], "ERR syntax error"),
         (
             &["LIMIT.RESERVE", "k", "gcra"],
             "ERR wrong number of arguments for 'limit.reserve' command",
@@ -417,5 +418,50 @@ async fn limit_pending_lists_the_open_ones_oldest_first() {
     );
     let e = error(&mut c, &["LIMIT.PENDING", "u", "LIMIT", "1"]).await;
     assert_eq!(e, "ERR syntax error");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_largest_costs_reserve_and_settle_exactly() {
+    let server = TestServer::manual().await;
+    let mut c = server.conn().await;
+    let rule = "token_bucket 1000000000000 366d";
+    let (d, id) = reserve(&mut c, &format!("t {rule} COST 1000000000000")).await;
+    assert_eq!(d[..3], [1, 1_000_000_000_000, 0]);
+    let s = close(&mut c, &["LIMIT.SETTLE", "t", &id.unwrap(), "1"]).await;
+    assert_eq!(s[..3], [1, 1_000_000_000_000, 999_999_999_999]);
+    // One unit past the capacity: a debt of one unit (31.6224 µs).
+    let (_, id) = reserve(&mut c, &format!("t {rule} COST 1")).await;
+    let s = close(
+        &mut c,
+        &["LIMIT.SETTLE", "t", &id.unwrap(), "1000000000000"],
+    )
+    .await;
+    assert_eq!(s[..4], [0, 1_000_000_000_000, 0, 1]);
+    server.advance_ns(31_623);
+    assert_eq!(
+        check(&mut c, &format!("LIMIT.CHECK t {rule} COST 0")).await[0],
+        1
+    );
+    let e = error(
+        &mut c,
+        &["LIMIT.SETTLE", "t", "0123456789abcdef", "1000000000001"],
+    )
+    .await;
+    assert_eq!(
+        e,
+        "ERR invalid actual '1000000000001': expected an integer from 0 to 1000000000000"
+    );
+    // A window counts up to the largest settle, and denies past it.
+    let (_, id) = reserve(&mut c, "w fixed_window 1000000000000 366d COST 5").await;
+    let s = close(
+        &mut c,
+        &["LIMIT.SETTLE", "w", &id.unwrap(), "1000000000000"],
+    )
+    .await;
+    assert_eq!(s[..3], [1, 1_000_000_000_000, 0]);
+    assert_eq!(s[5], 1);
+    let (d, id) = reserve(&mut c, "w fixed_window 1000000000000 366d COST 1").await;
+    assert_eq!((d[0], id), (0, None));
     server.stop().await;
 }

@@ -134,3 +134,55 @@ async fn bad_words_are_errors() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn every_kind_of_check_is_counted() {
+    let server = TestServer::manual().await;
+    let mut c = server.conn().await;
+    let mut pipe = redis::pipe();
+    for _ in 0..640 {
+        pipe.cmd("CL.THROTTLE")
+            .arg("cell")
+            .arg(15)
+            .arg(30)
+            .arg(60)
+            .ignore();
+        pipe.cmd("LIMIT.CHECKALL")
+            .arg(1)
+            .arg("multi")
+            .arg("gcra")
+            .arg(10)
+            .arg("1m")
+            .ignore();
+        pipe.cmd("LIMIT.RESERVE")
+            .arg("budget")
+            .arg("gcra")
+            .arg(10)
+            .arg("1m")
+            .ignore();
+        pipe.cmd("LIMIT.CHECK")
+            .arg("dry")
+            .arg("gcra")
+            .arg(10)
+            .arg("1m")
+            .arg("DRYRUN")
+            .ignore();
+    }
+    let () = pipe.query_async(&mut c).await.unwrap();
+    let mut keys: Vec<String> = top(&mut c, &[]).await.into_iter().map(|r| r.0).collect();
+    keys.sort();
+    assert_eq!(keys, ["budget", "cell", "dry", "multi"]);
+    // Each was denied past its limit too.
+    let mut denied: Vec<String> = top(&mut c, &["DENIALS"])
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    denied.sort();
+    assert_eq!(
+        denied,
+        ["budget", "cell", "multi"],
+        "a dry run of cost 1 under 10 is never denied"
+    );
+    server.stop().await;
+}

@@ -83,14 +83,11 @@ pub fn throttle(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> 
         });
         (reply, changed.is_some())
     })?;
-    ctx.shared
-        .metrics
-        .record(Metrics::series(Algorithm::Gcra), !reply.limited);
+    let series = Metrics::series(Algorithm::Gcra);
     let clock = &*ctx.shared.engine.clock;
     ctx.shared
         .metrics
-        .top
-        .record(argv[1], !reply.limited, clock);
+        .decided(series, argv[1], !reply.limited, clock);
     Ok(Reply::decision(reply.fields()).into())
 }
 

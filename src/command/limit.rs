@@ -187,12 +187,9 @@ fn answer(
         Target::Inline(params) => Metrics::series(params.algorithm),
         Target::Policy(_) => metrics::POLICY,
     };
-    shared.metrics.record(series, decision.allowed);
     let clock = &*shared.engine.clock;
-    shared
-        .metrics
-        .top
-        .record(cmd.key.as_ref(), decision.allowed, clock);
+    let key = cmd.key.as_ref();
+    shared.metrics.decided(series, key, decision.allowed, clock);
     if !cmd.verbose {
         return Reply::decision(decision.fields());
     }

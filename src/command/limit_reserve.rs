@@ -87,13 +87,12 @@ pub fn reserve(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<Outcome, CmdError> {
     let reserved = ctx.engine().store.reserve(part, now, deadline)?;
     // A reserve is a check: counted as one, by its algorithm (or policy).
     let clock = &*ctx.shared.engine.clock;
-    let allowed = reserved.decision.allowed;
     let series = match &target {
         Target::Inline(p) => Metrics::series(p.algorithm),
         Target::Policy(_) => metrics::POLICY,
     };
-    ctx.shared.metrics.record(series, allowed);
-    ctx.shared.metrics.top.record(key, allowed, clock);
+    let allowed = reserved.decision.allowed;
+    ctx.shared.metrics.decided(series, key, allowed, clock);
     if reserved.id.is_some() {
         count(&ctx.shared.metrics.reservations_opened);
     }

@@ -183,6 +183,20 @@ impl Metrics {
         });
     }
 
+    /// Counts one final decision on `key`: by `series`, and (sampled) for
+    /// `LIMIT.TOP`.
+    #[inline]
+    pub fn decided(
+        &self,
+        series: usize,
+        key: &[u8],
+        allowed: bool,
+        clock: &dyn crate::clock::Clock,
+    ) {
+        self.record(series, allowed);
+        self.top.record(key, allowed, clock);
+    }
+
     /// Records how long a sampled, answered check of `series` took.
     pub fn observe_check(&self, series: usize, took: Duration) {
         self.mine().check_latency[series].observe(took);

@@ -7,6 +7,7 @@ use super::super::*;
 use crate::limiter::Algorithm;
 use crate::limiter::refund::NoRefund;
 use crate::limiter::settle::Unsettled;
+use crate::store::memory::EvictionPolicy;
 
 const SECOND: u64 = 1_000_000_000;
 const T0: u64 = 1_700_006_400 * SECOND;
@@ -292,4 +293,53 @@ fn the_byte_count_comes_back_to_nothing_once_reservations_close() {
     store.sweep(u64::MAX);
     assert!(store.is_empty());
     assert_eq!(counted(&store), (0, 0));
+}
+
+#[test]
+fn a_reserve_refused_for_memory_takes_nothing() {
+    let store = Store::new();
+    store.set_maxmemory(64 * 4096, EvictionPolicy::NoEviction);
+    let p = Params::new(Algorithm::TokenBucket, 10, 3600 * SECOND);
+    // Keys with a state until the shards are full.
+    let mut keys = Vec::new();
+    for i in 0..1_000_000 {
+        let key = format!("k{i}");
+        match store.check(key.as_bytes(), &p, T0, Request::take(1)) {
+            Ok(_) => keys.push(key),
+            Err(Refused::OutOfMemory) if keys.len() > 1000 => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // A reserve on a stored key needs a new slot for its reservations:
+    // where that does not fit, it is refused whole.
+    let mut refused = 0;
+    for key in &keys {
+        let before = remaining(&store, key.as_bytes(), &p, T0);
+        match store.reserve(part(key.as_bytes(), Rule::Inline(&p), 3), T0, T0 + SECOND) {
+            Ok(r) => assert!(r.id.is_some()),
+            Err(Refused::OutOfMemory) => {
+                refused += 1;
+                assert_eq!(remaining(&store, key.as_bytes(), &p, T0), before, "{key}");
+                assert!(store.reservations(key.as_bytes(), T0).is_empty());
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused > 0, "some reservation slot did not fit");
+}
+
+#[test]
+fn flushall_closes_every_reservation() {
+    let store = Store::new();
+    let p = Params::new(Algorithm::Gcra, 10, SECOND);
+    let id = store
+        .reserve(part(b"k", Rule::Inline(&p), 4), T0, T0 + SECOND)
+        .unwrap()
+        .id
+        .unwrap();
+    store.clear();
+    assert_eq!(
+        store.settle(b"k", id, 0, T0, no_policy),
+        Err(SettleError::NoReservation)
+    );
 }
